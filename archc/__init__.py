@@ -1,0 +1,49 @@
+"""archc: a compiler for convolutional network architectures written as YAML graph specs.
+
+    archc.load(path, **params)     -> Spec      (validated, parameters applied)
+    archc.analyze(spec_or_path)    -> Analysis  (shapes, params, MACs, activations, receptive field)
+    archc.build(spec_or_path)      -> ArchcModule (an nn.Module; `.graph` is its analysed graph)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from archc.errors import ArchcError, ExprError, LimitError, ShapeError, SpecError
+from archc.spec.load import Spec
+
+__all__ = ["load", "analyze", "build", "Spec", "ArchcError", "SpecError", "ShapeError", "ExprError", "LimitError"]
+
+
+def load(path: str | Path, **params) -> Spec:
+    from archc.spec.load import load as _load
+
+    return _load(path, params)
+
+
+def _spec(spec_or_path, params) -> Spec:
+    if isinstance(spec_or_path, Spec):
+        return spec_or_path.with_params(params) if params else spec_or_path
+    return load(spec_or_path, **params)
+
+
+def analyze(spec_or_path, **params):
+    from archc.analysis import Analysis
+    from archc.ir.expand import expand
+    from archc.passes import ANALYSIS, run
+
+    spec = _spec(spec_or_path, params)
+    analysis = Analysis(spec, run(expand(spec), ANALYSIS))
+    if not spec.overrides:
+        analysis.check_expect()
+    return analysis
+
+
+def build(spec_or_path, **params):
+    from archc.build.module import ArchcModule
+
+    analysis = spec_or_path if hasattr(spec_or_path, "graph") and hasattr(spec_or_path, "spec") \
+        else analyze(spec_or_path, **params)
+    module = ArchcModule(analysis.graph)
+    module.analysis = analysis
+    return module

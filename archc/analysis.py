@@ -1,0 +1,90 @@
+"""The analysed graph as figures: per-layer rows and totals, as a table or as JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import networkx as nx
+
+from archc.passes.analysis import topo
+from archc.spec.load import Spec
+
+
+@dataclass
+class Analysis:
+    spec: Spec
+    graph: nx.DiGraph
+
+    @property
+    def name(self) -> str:
+        return self.graph.graph["name"]
+
+    def nodes(self):
+        return [(n, self.graph.nodes[n]) for n in topo(self.graph)]
+
+    @property
+    def params(self) -> int:
+        """Trainable parameters of the whole module, auxiliary heads included."""
+        return sum(d["params"] for _, d in self._unique())
+
+    @property
+    def params_without_aux(self) -> int:
+        return sum(d["params"] for _, d in self._unique() if not d["aux"])
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of one image's inference forward pass (conv and linear; aux heads excluded)."""
+        return sum(d["macs"] for _, d in self.nodes() if not d["aux"])
+
+    @property
+    def activations(self) -> int:
+        """Elements of every op output in one image's inference forward (views excluded, input included)."""
+        return sum(d["activations"] for _, d in self.nodes() if not d["aux"])
+
+    @property
+    def outputs(self) -> list[dict]:
+        g = self.graph
+        return [{"name": o["name"], "shape": list(g.nodes[o["node"]]["shape"]), "aux": o["aux"]}
+                for o in g.graph["outputs"]]
+
+    @property
+    def receptive_field(self) -> dict:
+        rf = self.graph.nodes[self.graph.graph["outputs"][0]["node"]]["rf"]
+        return {"size": list(rf["size"]), "jump": list(rf["jump"]), "start": list(rf["start"])}
+
+    @property
+    def warnings(self) -> list:
+        return self.graph.graph["warnings"]
+
+    def check_expect(self) -> None:
+        """The figures the spec declares under `expect:` must be the computed ones."""
+        from archc.errors import ExpectError
+
+        actual = {"params": self.params, "params_without_aux": self.params_without_aux, "macs": self.macs,
+                  "output": self.outputs[0]["shape"]}
+        for key, want in self.spec.data.get("expect", {}).items():
+            if actual[key] != want:
+                fmt = (lambda v: f"{v:,}") if isinstance(want, int) else str
+                raise ExpectError(f"{key} is {fmt(actual[key])} but the spec expects {fmt(want)}",
+                                  self.spec.loc(("expect", key)), "expect")
+
+    def _unique(self):
+        seen = set()
+        for n, d in self.nodes():
+            if d["module"] not in seen:
+                seen.add(d["module"])
+                yield n, d
+
+    def layers(self) -> list[dict]:
+        return [{"name": n, "op": d["op"], "shape": list(d["shape"]), "params": d["params"] if n == d["module"] else 0,
+                 "macs": d["macs"], "activations": d["activations"], "aux": d["aux"],
+                 "receptive_field": list(d["rf"]["size"]), "line": d["loc"].line}
+                for n, d in self.nodes()]
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "file": self.spec.file, "params": self.params,
+                "params_without_aux": self.params_without_aux, "macs": self.macs,
+                "activations": self.activations, "activation_bytes_fp32": 4 * self.activations,
+                "receptive_field": self.receptive_field, "input": list(self.spec.data["input"]),
+                "outputs": self.outputs, "warnings": [str(w) for w in self.warnings],
+                "layers": self.layers()}

@@ -1,0 +1,126 @@
+"""archc command line: thin. Parses arguments, calls the API, maps ArchcError to exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from archc.errors import ArchcError, SpecError
+
+EXIT_OK, EXIT_INTERNAL, EXIT_SPEC = 0, 1, 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except ArchcError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_SPEC
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as e:  # an archc bug, not the user's: one line, traceback on request
+        if os.environ.get("ARCHC_DEBUG"):
+            raise
+        print(f"archc: internal error: {type(e).__name__}: {e} (set ARCHC_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="archc", description="Compile CNN architecture specs (YAML) to PyTorch.")
+    sub = p.add_subparsers(required=True, metavar="COMMAND")
+
+    c = sub.add_parser("compile", help="validate, analyse and build a spec; print per-layer figures")
+    c.add_argument("spec")
+    c.add_argument("--set", action="append", default=[], metavar="K=V", help="override a spec parameter")
+    c.add_argument("--json", action="store_true", help="print the analysis as JSON")
+    c.add_argument("-o", "--output", metavar="FILE", help="save the built module as an archc checkpoint (.pt)")
+    c.set_defaults(run=_compile)
+
+    v = sub.add_parser("validate", help="check specs without building modules")
+    v.add_argument("specs", nargs="+")
+    v.add_argument("--set", action="append", default=[], metavar="K=V")
+    v.set_defaults(run=_validate)
+
+    m = sub.add_parser("compare", help="compare specs: parameters, MACs, activation memory")
+    m.add_argument("specs", nargs="+")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(run=_compare)
+    return p
+
+
+def _overrides(pairs: list[str]) -> dict:
+    import yaml
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SpecError(f"--set expects K=V, got {pair!r}")
+        try:
+            out[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise SpecError(f"--set {key}: cannot read value {value!r}") from None
+    return out
+
+
+def _analyze(path: str, sets: list[str]):
+    import archc
+
+    analysis = archc.analyze(archc.load(path, **_overrides(sets)))
+    for w in analysis.warnings:
+        print(f"{w.loc}: {w.path}: warning: {w.message}", file=sys.stderr)
+    return analysis
+
+
+def _compile(args) -> int:
+    from archc import report
+
+    analysis = _analyze(args.spec, args.set)
+    if not args.json:
+        print(report.table(analysis), flush=True)
+    import archc
+
+    module = archc.build(analysis)
+    built = sum(p.numel() for p in module.parameters())
+    if built != analysis.params:  # the static count and the module must agree
+        raise RuntimeError(f"built module has {built} parameters, analysis says {analysis.params}")
+    if args.output:
+        from archc.checkpoint import save
+
+        save(module, args.output)
+    if args.json:
+        print(json.dumps({**analysis.to_dict(), "module": {"params": built,
+                                                           "state_dict": len(module.state_dict())}}, indent=1))
+    else:
+        saved = f"; saved to {args.output}" if args.output else ""
+        print(f"built nn.Module {module.name}: {built:,} parameters, "
+              f"{len(module.state_dict())} state_dict entries{saved}")
+    return EXIT_OK
+
+
+def _validate(args) -> int:
+    from archc import report
+
+    for path in args.specs:
+        print(f"{path}: ok: {report.summary(_analyze(path, args.set))}")
+    return EXIT_OK
+
+
+def _compare(args) -> int:
+    from archc import report
+
+    analyses = [_analyze(path, []) for path in args.specs]
+    if args.json:
+        print(json.dumps([{k: v for k, v in a.to_dict().items() if k != "layers"} for a in analyses], indent=1))
+    else:
+        print(report.comparison(analyses))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

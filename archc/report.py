@@ -1,0 +1,67 @@
+"""Human-readable renderings of an Analysis: per-layer table, one-line summary, comparison table."""
+
+from __future__ import annotations
+
+from archc.analysis import Analysis
+
+
+def human(n: float, unit: str = "") -> str:
+    for scale, suffix in ((1e9, " G"), (1e6, " M"), (1e3, " K")):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f}{suffix}{unit}"
+    return f"{n:g}{' ' + unit if unit else ''}"
+
+
+def _shape(shape) -> str:
+    return "[" + ", ".join(map(str, shape)) + "]"
+
+
+def _rf(a: Analysis) -> str:
+    h, w = a.receptive_field["size"]
+    return f"{h}" if h == w else f"{h}x{w}"
+
+
+def table(a: Analysis) -> str:
+    rows = [(n, d["op"] + (" (aux)" if d["aux"] else ""), _shape(d["shape"]),
+             f"{d['params']:,}" if n == d["module"] and d["params"] else "",
+             f"{d['macs']:,}" if d["macs"] else "")
+            for n, d in a.nodes() if d["op"] != "input"]
+    head = ("layer", "op", "output", "params", "MACs")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(5)]
+
+    def fmt(r):
+        return "  ".join(r[i].ljust(widths[i]) if i < 3 else r[i].rjust(widths[i]) for i in range(5)).rstrip()
+
+    lines = [f"{a.name}  ({a.spec.file}, input {_shape(a.spec.data['input'])})", fmt(head),
+             "  ".join("-" * w for w in widths)]
+    lines += [fmt(r) for r in rows]
+    lines += ["", summary(a, long=True)]
+    return "\n".join(lines)
+
+
+def summary(a: Analysis, long: bool = False) -> str:
+    params = f"{a.params:,} params"
+    if a.params_without_aux != a.params:
+        params += f" ({a.params_without_aux:,} without auxiliary heads)"
+    outs = ", ".join(f"{o['name']} {_shape(o['shape'])}" + (" (aux, train only)" if o["aux"] else "")
+                     for o in a.outputs)
+    if not long:
+        return f"{a.name}: {params}, {human(a.macs)}MACs, output {outs}"
+    return "\n".join([
+        f"params       {params}",
+        f"MACs         {a.macs:,} ({human(a.macs)}MACs) per image, conv and linear multiply-accumulates",
+        f"activations  {a.activations:,} values per image ({human(4 * a.activations, 'B')} in fp32): "
+        "every op output of one inference forward pass, input included, views excluded",
+        f"receptive    {_rf(a)} px at the output (jump {a.receptive_field['jump'][0]})",
+        f"outputs      {outs}",
+    ])
+
+
+def comparison(analyses: list[Analysis]) -> str:
+    head = ("name", "params", "MACs", "activations", "MACs/param", "output")
+    rows = [(a.name, human(a.params_without_aux), human(a.macs), human(4 * a.activations, "B"),
+             f"{a.macs / max(a.params_without_aux, 1):.1f}", _shape(a.outputs[0]["shape"])) for a in analyses]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    return "\n".join([fmt(head), "  ".join("-" * w for w in widths), *map(fmt, rows),
+                      "", "params exclude auxiliary heads; activations are fp32 bytes of one image's forward pass"])

@@ -1,0 +1,105 @@
+"""A small whitelisted evaluator for arithmetic in spec arguments.
+
+Allowed: numbers, booleans, names bound in the environment, + - * / // % **,
+unary - + not, comparisons, and/or, `a if c else b`, min(...) and max(...).
+Nothing else parses: no attributes, subscripts, other calls, comprehensions or lambdas.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+from typing import Mapping
+
+from archc.errors import ExprError
+
+MAX_LENGTH = 400
+MAX_EXPONENT = 64
+MAX_MAGNITUDE = 2**62
+
+_BINOPS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
+_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_}
+_COMPARE = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+}
+_FUNCS = {"min": min, "max": max}
+
+
+def evaluate(text: str, env: Mapping[str, object]) -> object:
+    """Evaluate `text` with names from `env`. Raises ExprError (message only; callers add the location)."""
+    if len(text) > MAX_LENGTH:
+        raise ExprError(f"expression longer than {MAX_LENGTH} characters")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as e:
+        raise ExprError(f"cannot parse expression {text!r}: {e.msg}") from None
+    return _eval(tree.body, env, text)
+
+
+def _eval(node: ast.AST, env: Mapping[str, object], text: str) -> object:
+    match node:
+        case ast.Constant(value=v) if isinstance(v, (int, float)) and not isinstance(v, complex):
+            return v
+        case ast.Name(id=name):
+            if name in ("True", "False"):
+                return name == "True"
+            if name not in env:
+                known = ", ".join(sorted(k for k in env if not k.startswith("_"))) or "none"
+                raise ExprError(f"unknown name {name!r} in {text!r} (known: {known})")
+            return env[name]
+        case ast.BinOp(left=l, op=op, right=r) if type(op) in _BINOPS:
+            a, b = _eval(l, env, text), _eval(r, env, text)
+            _check_number(a, text), _check_number(b, text)
+            if isinstance(op, ast.Pow) and (abs(b) > MAX_EXPONENT):
+                raise ExprError(f"exponent {b} too large in {text!r} (limit {MAX_EXPONENT})")
+            try:
+                value = _BINOPS[type(op)](a, b)
+            except ZeroDivisionError:
+                raise ExprError(f"division by zero in {text!r}") from None
+            return _check_magnitude(value, text)
+        case ast.UnaryOp(op=op, operand=x) if type(op) in _UNARY:
+            return _UNARY[type(op)](_eval(x, env, text))
+        case ast.BoolOp(op=op, values=values):
+            result = _eval(values[0], env, text)
+            for v in values[1:]:
+                if isinstance(op, ast.And) and not result or isinstance(op, ast.Or) and result:
+                    return result
+                result = _eval(v, env, text)
+            return result
+        case ast.Compare(left=left, ops=ops, comparators=rights) if all(type(o) in _COMPARE for o in ops):
+            a = _eval(left, env, text)
+            for o, r in zip(ops, rights):
+                b = _eval(r, env, text)
+                if not _COMPARE[type(o)](a, b):
+                    return False
+                a = b
+            return True
+        case ast.IfExp(test=t, body=b, orelse=e):
+            return _eval(b, env, text) if _eval(t, env, text) else _eval(e, env, text)
+        case ast.Call(func=ast.Name(id=fn), args=args, keywords=[]) if fn in _FUNCS and args:
+            return _FUNCS[fn](_eval(a, env, text) for a in args)
+    raise ExprError(f"not allowed in an expression: {ast.unparse(node)!r} in {text!r}")
+
+
+def _check_number(v: object, text: str) -> None:
+    if not isinstance(v, (int, float)):
+        raise ExprError(f"arithmetic on non-number {v!r} in {text!r}")
+
+
+def _check_magnitude(v: object, text: str) -> object:
+    if isinstance(v, (int, float)) and abs(v) > MAX_MAGNITUDE:
+        raise ExprError(f"value {v} out of range in {text!r}")
+    return v

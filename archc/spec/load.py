@@ -1,0 +1,191 @@
+"""Load a spec: safe YAML with line/column marks -> JSON Schema validation -> Spec."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from archc.errors import Loc, SpecError
+
+MAX_BYTES = 1 << 20
+MAX_YAML_NODES = 200_000
+_SCALAR_TAGS = {"tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null")}
+
+YPath = tuple  # a path into the YAML document: keys and list indices
+
+
+@dataclass
+class Spec:
+    """A validated spec: its data, where each value was written, and its resolved parameters."""
+
+    file: str
+    data: dict
+    marks: dict[YPath, tuple[int, int]] = field(repr=False)
+    key_marks: dict[YPath, tuple[int, int]] = field(repr=False)
+    params: dict = field(default_factory=dict)
+    overrides: dict = field(default_factory=dict)
+    text: str = field(default="", repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.data["name"]
+
+    def with_params(self, overrides: dict) -> "Spec":
+        """A copy with spec parameters overridden (as `--set k=v` does). Unknown names are errors."""
+        params = dict(self.data.get("params", {}))
+        for k, v in overrides.items():
+            if k not in params:
+                known = ", ".join(params) or "none"
+                raise SpecError(f"unknown parameter {k!r} (the spec declares: {known})", self.loc(("params",)))
+            if isinstance(params[k], bool) != isinstance(v, bool) or not isinstance(v, (int, float)) or \
+                    isinstance(params[k], int) and not isinstance(v, int):
+                raise SpecError(f"parameter {k!r} is {params[k]!r}; {v!r} does not fit", self.loc(("params", k)))
+            params[k] = v
+        return Spec(self.file, self.data, self.marks, self.key_marks, params, {**self.overrides, **overrides},
+                    self.text)
+
+    def loc(self, ypath: YPath, key: bool = False) -> Loc:
+        """Where the value (or, with key=True, the key) at ypath was written; the nearest enclosing one if unknown."""
+        ypath = tuple(ypath)
+        if key and ypath in self.key_marks:
+            return Loc(self.file, *self.key_marks[ypath])
+        while ypath not in self.marks and ypath:
+            ypath = ypath[:-1]
+        return Loc(self.file, *self.marks.get(ypath, (1, 1)))
+
+
+def load(path: str | Path, overrides: dict | None = None) -> Spec:
+    """Read, validate and parameterise the spec at `path`. Raises SpecError with a location."""
+    path = Path(path)
+    file = str(path)
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            raise SpecError(f"spec larger than {MAX_BYTES} bytes", Loc(file, 1, 1))
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError(f"cannot read spec: {getattr(e, 'strerror', None) or e}", path=file) from None
+    return loads(text, file, overrides)
+
+
+def loads(text: str, file: str = "<string>", overrides: dict | None = None) -> Spec:
+    data, marks, key_marks = _compose(text, file)
+    spec = Spec(file, data, marks, key_marks, params=dict(data.get("params", {})), text=text)
+    _validate(spec)
+    return spec.with_params(overrides or {})
+
+
+def _compose(text: str, file: str):
+    """YAML -> plain data, plus marks for every value and key, keyed by path."""
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        raise SpecError(f"YAML: {e.problem or e.context}", Loc(file, mark.line + 1, mark.column + 1)) from None
+    except yaml.YAMLError as e:
+        raise SpecError(f"YAML: {e}", Loc(file, 1, 1)) from None
+    finally:
+        loader.dispose()
+    if root is None:
+        raise SpecError("empty spec", Loc(file, 1, 1))
+    marks, key_marks = {}, {}
+    count = 0
+
+    def at(node) -> tuple[int, int]:
+        return node.start_mark.line + 1, node.start_mark.column + 1
+
+    def convert(node, ypath):
+        nonlocal count
+        count += 1
+        if count > MAX_YAML_NODES:
+            raise SpecError(f"spec has more than {MAX_YAML_NODES} YAML nodes (alias expansion?)", Loc(file, *at(node)))
+        marks[ypath] = at(node)
+        if isinstance(node, yaml.MappingNode):
+            out = {}
+            loader.flatten_mapping(node)
+            for k, v in node.value:
+                if not isinstance(k, yaml.ScalarNode) or k.tag not in _SCALAR_TAGS:
+                    raise SpecError("mapping keys must be plain scalars", Loc(file, *at(k)))
+                key = loader.construct_object(k)
+                if not isinstance(key, str):
+                    key = str(key)
+                if key in out:
+                    raise SpecError(f"duplicate key {key!r}", Loc(file, *at(k)))
+                key_marks[ypath + (key,)] = at(k)
+                out[key] = convert(v, ypath + (key,))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [convert(v, ypath + (i,)) for i, v in enumerate(node.value)]
+        if node.tag not in _SCALAR_TAGS:
+            raise SpecError(f"tag {node.tag!r} is not allowed", Loc(file, *at(node)))
+        return loader.construct_object(node)
+
+    return convert(root, ()), marks, key_marks
+
+
+@cache
+def schema() -> dict:
+    return json.loads(resources.files("archc.spec").joinpath("schema.json").read_text())
+
+
+@cache
+def _validator():
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(schema())
+
+
+def _validate(spec: Spec) -> None:
+    from jsonschema.exceptions import best_match
+
+    error = best_match(_validator().iter_errors(spec.data), key=_relevance)
+    if error is None:
+        return
+    ypath = tuple(error.absolute_path)
+    message = _message(error)
+    key = error.validator in ("additionalProperties", "propertyNames")
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        extra = [k for k in error.instance if k not in error.schema.get("properties", {})]
+        if extra:
+            ypath = ypath + (extra[0],)
+            message = f"unknown key {extra[0]!r}" + _allowed(error.schema)
+    if error.validator == "required" and "required" in error.schema:
+        missing = [k for k in error.schema["required"] if k not in error.instance]
+        message = f"missing key {missing[0]!r}" if missing else message
+    raise SpecError(message, spec.loc(ypath, key=key), _dotted(ypath))
+
+
+def _relevance(error):
+    # Prefer deep errors, and those not raised by the structural anyOf/oneOf wrappers.
+    from jsonschema.exceptions import relevance
+
+    return relevance(error)
+
+
+def _message(error) -> str:
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if "x-error" in schema and error.validator in ("anyOf", "oneOf", "maxProperties", "minProperties"):
+        return schema["x-error"]
+    if error.validator == "const":
+        return f"{error.instance!r} must be {error.validator_value!r}"
+    if error.validator == "enum":
+        return f"{error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
+    if error.validator == "pattern":
+        return f"{error.instance!r} is not a valid name (letters, digits and _, not starting with a digit)"
+    if error.validator == "not" and isinstance(error.instance, str):
+        return f"{error.instance!r} is a reserved word and cannot be used as a name"
+    return error.message
+
+
+def _allowed(schema: dict) -> str:
+    props = [k for k in schema.get("properties", {})]
+    return f" (allowed: {', '.join(props)})" if props else ""
+
+
+def _dotted(ypath: YPath) -> str:
+    return ".".join(str(p) for p in ypath) or "<spec>"
