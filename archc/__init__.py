@@ -40,7 +40,7 @@ def analyze(spec_or_path, **params):
 
 
 def build(spec_or_path, **params):
-    from archc.build.module import ArchcModule
+    from archc.nn.module import ArchcModule
 
     analysis = spec_or_path if hasattr(spec_or_path, "graph") and hasattr(spec_or_path, "spec") \
         else analyze(spec_or_path, **params)

@@ -1,12 +1,12 @@
 """Expand a Spec into a graph of primitive ops (networkx DiGraph), inferring shapes as nodes are added.
 
-Naming (the module hierarchy, and so the state_dict keys):
+Naming (the module hierarchy, and so the state_dict keys), as nn.Sequential would name things:
 - a name written in the spec opens a scope: `layer1: {...}` -> `layer1.*`;
-- an anonymous op takes its position in the enclosing sequence as its name, as in nn.Sequential;
-- anonymous `seq`, `repeat`, `branches` and block calls are transparent: their items join the
-  enclosing scope and numbering continues (so a repeated [conv, relu] numbers like a flat list);
-- an anonymous `residual`, `dense`, `fractal` or `aux` is one unit: it takes the next position
-  as its scope (`layer1.0.conv1`).
+- an anonymous item of a sequence (or an iteration of a repeat) takes its position as its name when it
+  is an op, a residual/dense/fractal/aux unit, or anything that contains named items (a module);
+- an anonymous sequence, repeat or block call made only of anonymous items is spliced into the enclosing
+  sequence, its items numbered on (a loop generating layers, as VGG's flat `features`);
+- anonymous branches are transparent: their named items join the enclosing scope (SqueezeNet's fire).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class _Expander:
         return self.spec.loc(yp)
 
     def error(self, message: str, yp, path: str | None = None, cls=SpecError) -> ArchcError:
-        return cls(message, self.loc(yp), path)
+        return cls(message, self.loc(yp), path or ".".join(str(p) for p in yp))
 
     # -- nodes ------------------------------------------------------------------------------------
     def add(self, op: str, attrs: dict, inputs: list[str], module: str, yp, *, shared: bool = False) -> str:
@@ -208,7 +208,7 @@ class _Expander:
                     continue
                 if "from" in node:
                     x = self.resolve_from(node["from"], local, scope, iyp + ("from",))
-            out = self.emit(node, iyp, env, x, scope, name)
+            out = self.emit(node, iyp, env, x, scope, name, positional=True)
             if name:
                 scope.counter += 1
                 local[name] = scope.names[name] = out
@@ -225,8 +225,29 @@ class _Expander:
             ids.append(local.get(r) or scope.names[r])
         return ids if len(ids) > 1 else ids[0]
 
-    def emit(self, node, yp, env: dict, x, scope: Scope, name: str | None) -> str:
-        """Expand one node with input(s) x in scope; `name` is its written name, if any."""
+    def is_unit(self, node, seen=frozenset()) -> bool:
+        """Whether an anonymous node in a sequence position is one module (takes an index) or is spliced."""
+        if isinstance(node, str):
+            return node in self.blocks and node not in seen and self.is_unit(self._body(node), seen | {node})
+        if isinstance(node, list):
+            return any(self.split(i)[0] is not None or self.is_unit(i, seen) for i in node)
+        kind = next(k for k in node if k in KINDS)
+        if kind in ("residual", "dense", "fractal", "aux"):
+            return True
+        if kind == "seq":
+            return self.is_unit(node["seq"], seen)
+        if kind in ("block", "repeat") and "block" in node:
+            return self.is_unit(node["block"], seen)
+        return kind == "repeat" and self.is_unit(node["body"], seen)
+
+    def _body(self, block: str) -> dict:
+        return {k: v for k, v in self.blocks[block].items() if k not in ("args", "let", "doc")}
+
+    def emit(self, node, yp, env: dict, x, scope: Scope, name: str | None, positional: bool = False) -> str:
+        """Expand one node with input(s) x in scope; `name` is its written name, if any. A `positional`
+        node stands in a sequence position (a sequence item or an iteration of a repeat)."""
+        if name is None and positional and self.is_unit(node):
+            name = scope.take()
         if isinstance(node, str):
             if node in SPEC_OPS:
                 return self.op(node, None, yp, env, x, scope, name)
@@ -288,10 +309,9 @@ class _Expander:
                 benv[k] = self.value(default, benv, byp + ("args", k), path, "any")
         for k, v in bdef.get("let", {}).items():
             benv[k] = self.value(v, benv, byp + ("let", k), path, "any")
-        body = {k: v for k, v in bdef.items() if k not in ("args", "let", "doc")}
         self.depth += 1
         try:
-            return self.emit(body, byp, benv, x, scope, name)
+            return self.emit(self._body(block), byp, benv, x, scope, name)
         finally:
             self.depth -= 1
 
@@ -304,9 +324,9 @@ class _Expander:
             iname = self.template(node["names"], ienv, yp + ("names",), scope.prefix) if "names" in node else None
             if "block" in node:
                 with_ = {k: v for k, v in node.get("with", {}).items()}
-                x = self.call(node["block"], with_, yp, ienv, x, scope, iname)
+                x = self.emit({"block": node["block"], "with": with_}, yp, ienv, x, scope, iname, positional=True)
             else:
-                x = self.emit(node["body"], yp + ("body",), ienv, x, scope, iname)
+                x = self.emit(node["body"], yp + ("body",), ienv, x, scope, iname, positional=True)
         return x
 
     def branches(self, node: dict, yp, env: dict, x, scope: Scope) -> str:

@@ -216,7 +216,7 @@ def _elementwise_shape(name):
 
 def _join_build(name):
     def build(a, in_shapes):
-        from archc.build import layers
+        from archc.nn import layers
 
         return getattr(layers, name)(**a)
 
@@ -224,7 +224,7 @@ def _join_build(name):
 
 
 def _drop_path_build(a, in_shapes):
-    from archc.build.layers import DropPath
+    from archc.nn.layers import DropPath
 
     return DropPath(a["p"])
 

@@ -15,6 +15,7 @@ from archc.errors import Loc, SpecError
 MAX_BYTES = 1 << 20
 MAX_YAML_NODES = 200_000
 _SCALAR_TAGS = {"tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null")}
+_TAGS = _SCALAR_TAGS | {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 
 YPath = tuple  # a path into the YAML document: keys and list indices
 
@@ -105,6 +106,8 @@ def _compose(text: str, file: str):
         if count > MAX_YAML_NODES:
             raise SpecError(f"spec has more than {MAX_YAML_NODES} YAML nodes (alias expansion?)", Loc(file, *at(node)))
         marks[ypath] = at(node)
+        if node.tag not in _TAGS:
+            raise SpecError(f"tag {node.tag!r} is not allowed (specs are data: no tags)", Loc(file, *at(node)))
         if isinstance(node, yaml.MappingNode):
             out = {}
             loader.flatten_mapping(node)
@@ -121,8 +124,6 @@ def _compose(text: str, file: str):
             return out
         if isinstance(node, yaml.SequenceNode):
             return [convert(v, ypath + (i,)) for i, v in enumerate(node.value)]
-        if node.tag not in _SCALAR_TAGS:
-            raise SpecError(f"tag {node.tag!r} is not allowed", Loc(file, *at(node)))
         return loader.construct_object(node)
 
     return convert(root, ()), marks, key_marks
@@ -154,6 +155,17 @@ def _validate(spec: Spec) -> None:
         if extra:
             ypath = ypath + (extra[0],)
             message = f"unknown key {extra[0]!r}" + _allowed(error.schema)
+    if error.validator == "anyOf" and "x-error" in error.schema and isinstance(error.instance, dict):
+        from archc.spec.schema import KINDS, MODIFIERS
+
+        unknown = [k for k in error.instance if k not in KINDS and k not in MODIFIERS]
+        if unknown:
+            import difflib
+
+            close = difflib.get_close_matches(unknown[0], KINDS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f" (ops: {', '.join(KINDS)})"
+            ypath, key = ypath + (unknown[0],), True
+            message = f"unknown op or construct {unknown[0]!r}" + hint
     if error.validator == "required" and "required" in error.schema:
         missing = [k for k in error.schema["required"] if k not in error.instance]
         message = f"missing key {missing[0]!r}" if missing else message
@@ -161,10 +173,10 @@ def _validate(spec: Spec) -> None:
 
 
 def _relevance(error):
-    # Prefer deep errors, and those not raised by the structural anyOf/oneOf wrappers.
+    # jsonschema's relevance, except that an unknown key (a typo) outranks the missing key it causes.
     from jsonschema.exceptions import relevance
 
-    return relevance(error)
+    return (error.validator != "required", *relevance(error))
 
 
 def _message(error) -> str:

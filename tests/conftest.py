@@ -1,0 +1,18 @@
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted((ROOT / "specs").glob("*.yaml"))
+MANIFESTS = ROOT / "tests" / "data" / "torchvision"
+
+
+@pytest.fixture(autouse=True)
+def _chdir_root(monkeypatch):
+    # Spec paths in error messages are relative to the repository root, as a user types them.
+    monkeypatch.chdir(ROOT)
+
+
+def spec_id(path: Path) -> str:
+    return path.stem

@@ -1,0 +1,99 @@
+"""Every spec in specs/ is tested: figures, static shapes against a real forward pass, train and eval,
+and, where torchvision ships the model, its exact state_dict keys and shapes."""
+
+import json
+
+import pytest
+import torch
+
+import archc
+from conftest import MANIFESTS, SPECS, spec_id
+
+pytestmark = pytest.mark.parametrize("path", SPECS, ids=spec_id)
+
+
+@pytest.fixture(scope="module")
+def built():
+    cache = {}
+
+    def get(path):
+        if path not in cache:
+            torch.manual_seed(0)
+            cache[path] = archc.build(path)
+        return cache[path]
+
+    yield get
+    cache.clear()
+
+
+def test_declares_expected_figures(path):
+    spec = archc.load(path)
+    assert "params" in spec.data.get("expect", {}), "every spec states its published parameter count"
+    archc.analyze(spec)  # raises ExpectError if a declared figure differs
+
+
+def test_params_match_module(path, built):
+    m = built(path)
+    assert sum(p.numel() for p in m.parameters()) == m.analysis.params
+
+
+def _run_with_hooks(module, x):
+    """Forward x, recording each graph node's output shape through forward hooks on its module."""
+    nodes_of = {}
+    for node, mod in module.node_modules().items():
+        nodes_of.setdefault(id(mod), []).append(node)
+    steps = [node for node, _ in module.node_modules().items()]
+    active = set(n for n in steps if module.training or not module.graph.nodes[n]["aux"])
+    seen, handles = {}, []
+    calls = {}
+
+    def hook(mod, args, out):
+        k = calls.get(id(mod), 0)
+        candidates = [n for n in nodes_of[id(mod)] if n in active]
+        seen[candidates[k]] = tuple(out.shape)
+        calls[id(mod)] = k + 1
+
+    for mod in {id(m): m for m in module.node_modules().values()}.values():
+        handles.append(mod.register_forward_hook(hook))
+    try:
+        out = module(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return out, seen
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_static_shapes_equal_forward_pass(path, built, mode):
+    m = built(path)
+    m.train(mode == "train")
+    batch = 2
+    x = torch.randn(batch, *m.analysis.spec.data["input"])
+    with torch.no_grad():
+        out, seen = _run_with_hooks(m, x)
+    g = m.graph
+    expected = {n: (batch, *g.nodes[n]["shape"]) for n in seen}
+    assert seen == expected
+    ran = {n for n in g if g.nodes[n]["op"] != "input" and (mode == "train" or not g.nodes[n]["aux"])}
+    assert set(seen) == ran, "every node ran exactly in the modes it should"
+    outs = out if isinstance(out, tuple) else (out,)
+    names = [o["name"] for o in m.analysis.outputs if mode == "train" or not o["aux"]]
+    assert len(outs) == len(names)
+    for o, meta in zip(outs, [o for o in m.analysis.outputs if mode == "train" or not o["aux"]]):
+        assert tuple(o.shape) == (batch, *meta["shape"])
+        assert torch.isfinite(o).all()
+    m.eval()
+
+
+def test_torchvision_state_dict(path, built):
+    spec = archc.load(path)
+    manifest = MANIFESTS / f"{spec.name}.json"
+    if not manifest.exists():
+        pytest.skip(f"torchvision has no {spec.name}")
+    tv = json.loads(manifest.read_text())
+    m = built(path)
+    ours = [[k, list(v.shape)] for k, v in m.state_dict().items()]
+    assert sorted(ours) == sorted(tv["state_dict"])
+    assert m.analysis.params_without_aux == tv.get("params_without_aux", tv["params"])
+    if "macs" in tv:
+        assert m.analysis.macs == tv["macs"]
