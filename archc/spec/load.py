@@ -190,7 +190,7 @@ def _message(error) -> str:
     if error.validator == "pattern":
         return f"{error.instance!r} is not a valid name (letters, digits and _, not starting with a digit)"
     if error.validator == "not" and isinstance(error.instance, str):
-        return f"{error.instance!r} is a reserved word and cannot be used as a name"
+        return f"{error.instance!r} is an op or construct and cannot name this"
     return error.message
 
 

@@ -133,7 +133,7 @@ def generate() -> dict:
             "input": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1, "maxItems": 3},
             "params": {"type": "object", "propertyNames": {"pattern": NAME},
                        "additionalProperties": {"type": ["number", "boolean"]}},
-            "blocks": {"type": "object", "propertyNames": {"pattern": NAME},
+            "blocks": {"type": "object", "propertyNames": {"pattern": NAME, "not": {"enum": list(KINDS)}},
                        "additionalProperties": {"$ref": "#/$defs/blockdef"}},
             "graph": {"$ref": "#/$defs/seq"},
         },

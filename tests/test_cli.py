@@ -1,0 +1,100 @@
+"""The command line as a user runs it: exit codes, output, no tracebacks."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from archc import cli
+
+
+def run(*args):
+    """Run `archc ARGS` in a fresh interpreter, as a user would."""
+    p = subprocess.run([sys.executable, "-m", "archc.cli", *args], capture_output=True, text=True, timeout=120)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_compile_resnext_main_job():
+    rc, out, err = run("compile", "specs/resnext.yaml")
+    assert rc == 0, err
+    assert "25,028,904 params" in out
+    assert "4,230,479,872 (4.23 GMACs)" in out
+    assert "outputs      out [1000]" in out
+    assert "layer4.2.conv3" in out and "built nn.Module resnext50_32x4d: 25,028,904 parameters" in out
+    assert "Traceback" not in out + err
+
+
+def test_compile_json(capsys):
+    assert cli.main(["compile", "specs/googlenet.yaml", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {"name", "params", "macs", "activations", "outputs", "layers"} <= set(data)
+    assert data["params_without_aux"] == 6624904 and data["params"] == data["module"]["params"] == 13004888
+    assert [o["name"] for o in data["outputs"]] == ["out", "aux1", "aux2"]
+    assert data["layers"][1]["name"] == "conv1.conv" and data["layers"][1]["shape"] == [64, 112, 112]
+
+
+def test_set_overrides_parameters(capsys):
+    assert cli.main(["compile", "specs/resnext.yaml", "--set", "classes=10", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["outputs"][0]["shape"] == [10]
+    assert data["params"] == 25028904 - 990 * 2049
+
+
+def test_output_checkpoint_round_trip(tmp_path, capsys):
+    from archc.checkpoint import load
+
+    f = tmp_path / "m.pt"
+    assert cli.main(["compile", "specs/densenet121.yaml", "--set", "classes=3", "-o", str(f)]) == 0
+    m = load(str(f))
+    saved = torch.load(f, weights_only=True)["state_dict"]
+    assert all(torch.equal(v, saved[k]) for k, v in m.state_dict().items())
+    assert m.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 3)
+
+
+def test_spec_error_exit_2_one_line(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("archc: 1\nname: bad\ninput: [3, 8, 8]\ngraph:\n  - a: {conv: {out: 4, k: 3}}\n"
+                 "  - s: {add: null, from: [a, input]}\n")
+    rc, out, err = run("compile", str(f))
+    assert rc == 2
+    assert err.strip() == f"{f}:6:8: s: cannot add [4, 6, 6] and [3, 8, 8]"
+    assert out == ""
+
+
+@pytest.mark.parametrize("args,words", [
+    (["compile", "nope.yaml"], "cannot read spec"),
+    (["compile", "specs/resnext.yaml", "--set", "classes"], "--set expects K=V"),
+    (["compile", "specs/resnext.yaml", "--set", "clases=3"], "unknown parameter 'clases'"),
+])
+def test_user_errors_exit_2(args, words, capsys):
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_validate_and_compare(capsys):
+    assert cli.main(["validate", "specs/vgg16.yaml", "specs/resnet50.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert "specs/vgg16.yaml: ok: vgg16: 138,357,544 params, 15.47 GMACs" in out
+    assert cli.main(["compare", "specs/vgg16.yaml", "specs/googlenet.yaml", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["macs"] > 10 * rows[1]["macs"]  # the lecture's point: VGG is far costlier than GoogLeNet
+
+
+def test_warning_is_located_on_stderr(tmp_path, capsys):
+    f = tmp_path / "alex.yaml"
+    f.write_text("archc: 1\nname: a\ninput: [3, 224, 224]\ngraph:\n  - conv1: {conv: {out: 96, k: 11, stride: 4}}\n")
+    assert cli.main(["validate", str(f)]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith(f"{f}:5:12: conv1: warning: conv 11/4 pad 0 on 224")
+
+
+def test_internal_error_is_one_line(monkeypatch, capsys):
+    import archc
+
+    monkeypatch.setattr(archc, "analyze", lambda *a, **k: 1 / 0)
+    assert cli.main(["validate", "specs/vgg16.yaml"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("archc: internal error: ZeroDivisionError") and "Traceback" not in err
