@@ -163,6 +163,8 @@ class _Expander:
                 vs = [self.value(x, env, ayp, path) for x in (v if isinstance(v, list) else [v])]
                 self._bounds(op, name, arg, vs, ayp, path)
                 attrs[name] = vs[0] if len(vs) == 1 or vs[0] == vs[1] else tuple(vs)
+            elif arg.kind == "table":
+                attrs[name] = tuple(tuple(row) for row in v)
             elif arg.kind == "enum":
                 v = env.get(v, v) if v not in arg.choices else v
                 if v not in arg.choices:

@@ -91,24 +91,43 @@ def _window(a: dict, in_shapes: list[Shape]):
 def _conv_shape(a, in_shapes):
     c = _spatial("conv", in_shapes)[0]
     g = a["groups"]
+    if a.get("table") is not None:
+        table = a["table"]
+        if g != 1 or len(table) != a["out"]:
+            raise ShapeError(f"conv table needs groups=1 and one row per output channel ({a['out']}), "
+                             f"got {len(table)} rows")
+        if any(not row or min(row) < 0 or max(row) >= c or len(set(row)) != len(row) for row in table):
+            raise ShapeError(f"conv table rows must list distinct input channels in 0..{c - 1}")
     if c % g or a["out"] % g:
         raise ShapeError(f"conv groups={g} must divide in channels {c} and out channels {a['out']}")
     return _windowed("conv", a, in_shapes, a["out"])
 
 
+def _conv_fan_in(a, in_shapes) -> int:
+    """Input channels summed over output channels (a connection table connects fewer than all)."""
+    if a.get("table") is not None:
+        return sum(len(row) for row in a["table"])
+    return a["out"] * (in_shapes[0][0] // a["groups"])
+
+
 def _conv_params(a, in_shapes, out):
     kh, kw = pair(a["k"])
-    return a["out"] * (in_shapes[0][0] // a["groups"]) * kh * kw + (a["out"] if a["bias"] else 0)
+    return _conv_fan_in(a, in_shapes) * kh * kw + (a["out"] if a["bias"] else 0)
 
 
 def _conv_macs(a, in_shapes, out):
     kh, kw = pair(a["k"])
-    return math.prod(out) * (in_shapes[0][0] // a["groups"]) * kh * kw
+    return math.prod(out[1:]) * _conv_fan_in(a, in_shapes) * kh * kw
 
 
 def _conv_build(a, in_shapes):
     import torch.nn as nn
 
+    if a.get("table") is not None:
+        from archc.nn.layers import TableConv2d
+
+        return TableConv2d(in_shapes[0][0], a["table"], pair(a["k"]), pair(a["stride"]), pair(a["pad"]),
+                           pair(a["dilation"]), a["bias"])
     return nn.Conv2d(in_shapes[0][0], a["out"], pair(a["k"]), pair(a["stride"]), pair(a["pad"]),
                      pair(a["dilation"]), a["groups"], a["bias"])
 
@@ -214,13 +233,23 @@ def _elementwise_shape(name):
     return shape
 
 
-def _join_build(name):
+def _layer(name, *pass_in):
+    """Builder for a module of archc.nn.layers taking the op's arguments (and the input size if asked)."""
+
     def build(a, in_shapes):
         from archc.nn import layers
 
-        return getattr(layers, name)(**a)
+        extra = {"in_features": in_shapes[0][0]} if pass_in else {}
+        return getattr(layers, name)(**extra, **a)
 
     return build
+
+
+def _pad_channels_shape(a, in_shapes):
+    (s,) = in_shapes
+    if a["out"] < s[0]:
+        raise ShapeError(f"pad_channels to {a['out']} would drop channels of {list(s)}")
+    return (a["out"], *s[1:])
 
 
 def _drop_path_build(a, in_shapes):
@@ -259,7 +288,9 @@ _POOL_ARGS = {
 _OPS = [
     Op("conv", "2-D convolution (grouped, dilated).", _conv_shape, _conv_build,
        args={"out": _int(doc="output channels"), "k": _int2(doc="kernel size"), "stride": _int2(1),
-             "pad": _int2(0, lo=0), "dilation": _int2(1), "groups": _int(1), "bias": _bool(True)},
+             "pad": _int2(0, lo=0), "dilation": _int2(1), "groups": _int(1), "bias": _bool(True),
+             "table": Arg("table", None, doc="connection table: row j lists the input channels of output j "
+                                             "(LeNet-5's C3)")},
        params=_conv_params, macs=_conv_macs, window=_window, stateful=True),
     Op("bn", "Batch normalisation (2-D on [C,H,W], 1-D on [F]).", _same, _bn_build,
        args={"eps": _float(1e-5, lo=0.0), "momentum": _prob(0.1), "affine": _bool(True)},
@@ -290,11 +321,17 @@ _OPS = [
     Op("flatten", "Flatten [C,H,W] to [C*H*W].", lambda a, i: (math.prod(i[0]),), _module("Flatten"),
        window=_flatten_window, view=True),
     Op("identity", "Pass the input through.", _same, _module("Identity"), view=True),
-    Op("concat", "Concatenate inputs along channels.", _concat_shape, _join_build("Concat"), arity=None),
-    Op("add", "Elementwise sum of inputs.", _elementwise_shape("add"), _join_build("Add"), arity=None),
+    Op("pad_channels", "Append zero channels up to `out` (a parameter-free shortcut, option A of ResNet).",
+       _pad_channels_shape, _layer("PadChannels"), args={"out": _int()}),
+    Op("rbf", "Euclidean radial basis output units with fixed +-1 centres: y_i = sum_j (x_j - c_ij)^2 "
+       "(LeNet-5's output layer; the centres are a buffer, not trained).",
+       _linear_shape, _layer("RBF", "in"), args={"out": _int()}, macs=lambda a, i, o: i[0][0] * a["out"],
+       stateful=True),
+    Op("concat", "Concatenate inputs along channels.", _concat_shape, _layer("Concat"), arity=None),
+    Op("add", "Elementwise sum of inputs.", _elementwise_shape("add"), _layer("Add"), arity=None),
     Op("mean", "Elementwise mean of inputs; with drop_path > 0, each input is dropped with that probability "
        "in training (at least one kept) and the mean is over survivors (FractalNet's local drop-path).",
-       _elementwise_shape("mean"), _join_build("Mean"), args={"drop_path": _prob(0.0)}, arity=None),
+       _elementwise_shape("mean"), _layer("Mean"), args={"drop_path": _prob(0.0)}, arity=None),
     Op("input", "The network input.", lambda a, i: tuple(a["shape"]), lambda a, i: None, arity=0,
        view=True, internal=True),
 ]

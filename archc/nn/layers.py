@@ -1,8 +1,10 @@
-"""The few modules torch.nn lacks: n-ary joins and drop-path."""
+"""The few modules torch.nn lacks: n-ary joins, drop-path, zero channel padding, a connection-table conv
+and LeNet-5's RBF output."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -59,3 +61,56 @@ class DropPath(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+class PadChannels(nn.Module):
+    def __init__(self, out: int):
+        super().__init__()
+        self.out = out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, (0, 0, 0, 0, 0, self.out - x.shape[1]))
+
+
+class TableConv2d(nn.Module):
+    """A convolution whose output channel j sees only the input channels table[j] (LeNet-5's C3).
+    Holds only the connected kernels: `weight` is [sum(len(row)), kh, kw]."""
+
+    def __init__(self, in_channels, table, kernel_size, stride=1, padding=0, dilation=1, bias=True):
+        super().__init__()
+        self.in_channels, self.table = in_channels, [list(r) for r in table]
+        self.stride, self.padding, self.dilation = stride, padding, dilation
+        kh, kw = kernel_size
+        fan_in = [len(r) * kh * kw for r in self.table]
+        self.weight = nn.Parameter(torch.empty(sum(len(r) for r in self.table), kh, kw))
+        self.bias = nn.Parameter(torch.empty(len(self.table))) if bias else None
+        rows = torch.tensor([j for j, r in enumerate(self.table) for _ in r])
+        cols = torch.tensor([i for r in self.table for i in r])
+        self.register_buffer("rows", rows, persistent=False)
+        self.register_buffer("cols", cols, persistent=False)
+        with torch.no_grad():  # the usual fan-in uniform init, per output channel
+            bounds = torch.tensor([f ** -0.5 for f in fan_in])[rows]
+            self.weight.uniform_(-1, 1).mul_(bounds[:, None, None])
+            if self.bias is not None:
+                self.bias.uniform_(-1, 1).mul_(torch.tensor([f ** -0.5 for f in fan_in]))
+
+    def dense_weight(self) -> torch.Tensor:
+        kh, kw = self.weight.shape[1:]
+        w = self.weight.new_zeros(len(self.table), self.in_channels, kh, kw)
+        return w.index_put((self.rows, self.cols), self.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.dense_weight(), self.bias, self.stride, self.padding, self.dilation)
+
+
+class RBF(nn.Module):
+    """Euclidean RBF units y_i = sum_j (x_j - c_ij)^2 with fixed centres in {-1, +1} (LeNet-5's output;
+    LeCun drew them as 7x12 bitmaps of the characters; here they are a seeded random +-1 code)."""
+
+    def __init__(self, in_features: int, out: int):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.register_buffer("centres", torch.randint(0, 2, (out, in_features), generator=g).float() * 2 - 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x[:, None, :] - self.centres) ** 2).sum(-1)

@@ -23,6 +23,8 @@ _ARG = {
     "int2": {"$ref": "#/$defs/int2"},
     "float": {"$ref": "#/$defs/number"},
     "bool": {"type": ["boolean", "string"]},
+    "table": {"type": "array", "items": {"type": "array", "items": {"type": "integer", "minimum": 0},
+                                         "minItems": 1}, "minItems": 1},
 }
 
 
