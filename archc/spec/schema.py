@@ -129,6 +129,8 @@ def generate() -> dict:
             "name": {"type": "string"},
             "source": {"type": "string", "description": "where the architecture and its figures come from"},
             "description": {"type": "string"},
+            "torchvision": {"type": "string", "pattern": NAME,
+                            "description": "the torchvision model whose state_dict this spec's module loads strictly"},
             "expect": {"type": "object", "additionalProperties": False, "properties": {
                 "params": {"type": "integer"}, "params_without_aux": {"type": "integer"},
                 "macs": {"type": "integer"}, "output": {"type": "array", "items": {"type": "integer"}}}},
