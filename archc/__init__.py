@@ -3,6 +3,7 @@
     archc.load(path, **params)     -> Spec      (validated, parameters applied)
     archc.analyze(spec_or_path)    -> Analysis  (shapes, params, MACs, activations, receptive field)
     archc.build(spec_or_path)      -> ArchcModule (an nn.Module; `.graph` is its analysed graph)
+    archc.fuse(module)             -> an eval-only module: BN folded, conv+BN+act(+residual) fused kernels
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 from archc.errors import ArchcError, ExprError, LimitError, ShapeError, SpecError
 from archc.spec.load import Spec
 
-__all__ = ["load", "analyze", "build", "Spec", "ArchcError", "SpecError", "ShapeError", "ExprError", "LimitError"]
+__all__ = ["load", "analyze", "build", "fuse", "Spec", "ArchcError", "SpecError", "ShapeError", "ExprError", "LimitError"]
 
 
 def load(path: str | Path, **params) -> Spec:
@@ -47,3 +48,10 @@ def build(spec_or_path, **params):
     module = ArchcModule(analysis.graph)
     module.analysis = analysis
     return module
+
+
+def fuse(module):
+    """An inference module computing `module.eval()`'s function with fused conv+BN+activation(+residual) ops."""
+    from archc.nn.inference import fuse as _fuse
+
+    return _fuse(module)

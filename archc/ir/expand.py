@@ -262,16 +262,14 @@ class _Expander:
         kind = next(k for k in node if k in KINDS)
         if kind in SPEC_OPS:
             return self.op(kind, node[kind], yp, env, x, scope, name)
-        if not isinstance(x, str) and kind not in ("branches",):
-            x = self.single(x, yp, scope)
+        x = self.single(x, yp, scope)
         if kind == "block":
             return self.call(node["block"], node.get("with", {}), yp, env, x, scope, name)
-        if kind in ("seq", "repeat", "branches"):  # transparent when anonymous
-            target = scope.child(name) if name else scope
-            return getattr(self, kind)(node, yp, env, x, target) if kind != "seq" else \
-                self.seq(node["seq"], yp + ("seq",), env, x, target)
-        target = scope.child(name if name else scope.take())
-        return getattr(self, kind)(node, yp, env, x, target)
+        if kind == "seq":
+            return self.seq(node["seq"], yp + ("seq",), env, x, scope.child(name) if name else scope)
+        if kind in ("repeat", "branches"):  # transparent when anonymous
+            return getattr(self, kind)(node, yp, env, x, scope.child(name) if name else scope)
+        return getattr(self, kind)(node, yp, env, x, scope.child(name if name else scope.take()))
 
     def single(self, x, yp, scope) -> str:
         if not isinstance(x, str):
@@ -331,8 +329,7 @@ class _Expander:
                 x = self.emit(node["body"], yp + ("body",), ienv, x, scope, iname, positional=True)
         return x
 
-    def branches(self, node: dict, yp, env: dict, x, scope: Scope) -> str:
-        x = self.single(x, yp, scope)
+    def branches(self, node: dict, yp, env: dict, x: str, scope: Scope) -> str:
         spec = node["branches"]
         items = spec.items() if isinstance(spec, dict) else enumerate(spec)
         outs = []

@@ -332,6 +332,10 @@ _OPS = [
     Op("mean", "Elementwise mean of inputs; with drop_path > 0, each input is dropped with that probability "
        "in training (at least one kept) and the mean is over survivors (FractalNet's local drop-path).",
        _elementwise_shape("mean"), _layer("Mean"), args={"drop_path": _prob(0.0)}, arity=None),
+    Op("conv_bn_act", "Fused conv [+ BN] [+ residual] [+ activation] (inference passes only).",
+       lambda a, i: _conv_shape(a, i[:1]), lambda a, i: None, params=lambda a, i, o: _conv_params(a, i[:1], o),
+       macs=lambda a, i, o: _conv_macs(a, i[:1], o), window=lambda a, i: _window(a, i[:1]), arity=None,
+       internal=True),
     Op("input", "The network input.", lambda a, i: tuple(a["shape"]), lambda a, i: None, arity=0,
        view=True, internal=True),
 ]
