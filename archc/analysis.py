@@ -23,6 +23,11 @@ class Analysis:
         return [(n, self.graph.nodes[n]) for n in topo(self.graph)]
 
     @property
+    def input_shape(self) -> list[int]:
+        """The per-sample input shape, [C, H, W] or [F], with expressions evaluated."""
+        return list(self.graph.nodes[self.graph.graph["input"]]["shape"])
+
+    @property
     def params(self) -> int:
         """Trainable parameters of the whole module, auxiliary heads included."""
         return sum(d["params"] for _, d in self._unique())
@@ -85,6 +90,6 @@ class Analysis:
         return {"name": self.name, "file": self.spec.file, "params": self.params,
                 "params_without_aux": self.params_without_aux, "macs": self.macs,
                 "activations": self.activations, "activation_bytes_fp32": 4 * self.activations,
-                "receptive_field": self.receptive_field, "input": list(self.spec.data["input"]),
+                "receptive_field": self.receptive_field, "input": self.input_shape,
                 "outputs": self.outputs, "warnings": [str(w) for w in self.warnings],
                 "layers": self.layers()}

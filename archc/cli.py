@@ -71,9 +71,12 @@ def _overrides(pairs: list[str]) -> dict:
 def _analyze(path: str, sets: list[str]):
     import archc
 
-    analysis = archc.analyze(archc.load(path, **_overrides(sets)))
-    for w in analysis.warnings:
+    spec = archc.load(path, **_overrides(sets))
+    analysis = archc.analyze(spec, check=False)
+    for w in analysis.warnings:  # before a failed `expect`, which they may explain
         print(f"{w.loc}: {w.path}: warning: {w.message}", file=sys.stderr)
+    if not spec.overrides:
+        analysis.check_expect()
     return analysis
 
 

@@ -32,7 +32,7 @@ def table(a: Analysis) -> str:
     def fmt(r):
         return "  ".join(r[i].ljust(widths[i]) if i < 3 else r[i].rjust(widths[i]) for i in range(5)).rstrip()
 
-    lines = [f"{a.name}  ({a.spec.file}, input {_shape(a.spec.data['input'])})", fmt(head),
+    lines = [f"{a.name}  ({a.spec.file}, input {_shape(a.input_shape)})", fmt(head),
              "  ".join("-" * w for w in widths)]
     lines += [fmt(r) for r in rows]
     lines += ["", summary(a, long=True)]

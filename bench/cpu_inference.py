@@ -44,7 +44,7 @@ def main() -> None:
         model = archc.build(ROOT / "specs" / f"{name}.yaml").eval()
         fused = archc.fuse(model)
         for batch in args.batch:
-            x = torch.randn(batch, *model.analysis.spec.data["input"])
+            x = torch.randn(batch, *model.analysis.input_shape)
             with torch.inference_mode():
                 err = ((model(x) - fused(x)).norm() / model(x).norm()).item()
                 for _ in range(2):  # warm-up

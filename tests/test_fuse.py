@@ -27,7 +27,7 @@ def test_fused_equals_eager_in_float64(path):
     torch.manual_seed(0)
     model = randomise_bn(archc.build(path)).double().eval()
     fused = archc.fuse(model)
-    x = torch.randn(1, *model.analysis.spec.data["input"], dtype=torch.float64)
+    x = torch.randn(1, *model.analysis.input_shape, dtype=torch.float64)
     with torch.no_grad():
         want, got = model(x), fused(x)
     assert got.dtype == torch.float64

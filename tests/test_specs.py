@@ -68,7 +68,7 @@ def test_static_shapes_equal_forward_pass(path, built, mode):
     m = built(path)
     m.train(mode == "train")
     batch = 2
-    x = torch.randn(batch, *m.analysis.spec.data["input"])
+    x = torch.randn(batch, *m.analysis.input_shape)
     with torch.no_grad():
         out, seen = _run_with_hooks(m, x)
     g = m.graph

@@ -61,8 +61,11 @@ class _Expander:
     # -- entry ---------------------------------------------------------------------------------
     def run(self) -> nx.DiGraph:
         data = self.spec.data
-        x = self.add("input", {"shape": tuple(data["input"])}, [], "input", ("input",))
         env = dict(self.spec.params)
+        shape = tuple(self.value(v, env, ("input", i), "input") for i, v in enumerate(data["input"]))
+        if min(shape) < 1:
+            raise self.error(f"input shape {list(shape)} must be positive", ("input",), "input")
+        x = self.add("input", {"shape": shape}, [], "input", ("input",))
         out = self.seq(data["graph"], ("graph",), env, x, Scope(""))
         self.g.graph["input"] = x
         self.g.graph["outputs"].insert(0, {"name": "out", "node": out, "aux": False})

@@ -134,7 +134,8 @@ def generate() -> dict:
             "expect": {"type": "object", "additionalProperties": False, "properties": {
                 "params": {"type": "integer"}, "params_without_aux": {"type": "integer"},
                 "macs": {"type": "integer"}, "output": {"type": "array", "items": {"type": "integer"}}}},
-            "input": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1, "maxItems": 3},
+            "input": {"type": "array", "items": {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string"}]},
+                      "minItems": 1, "maxItems": 3, "description": "[C, H, W] or [F]; expressions over params"},
             "params": {"type": "object", "propertyNames": {"pattern": NAME},
                        "additionalProperties": {"type": ["number", "boolean"]}},
             "blocks": {"type": "object", "propertyNames": {"pattern": NAME, "not": {"enum": list(KINDS)}},
