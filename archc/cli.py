@@ -36,14 +36,15 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compile", help="validate, analyse and build a spec; print per-layer figures")
     c.add_argument("spec")
-    c.add_argument("--set", action="append", default=[], metavar="K=V", help="override a spec parameter")
+    c.add_argument("--set", action="extend", nargs="+", default=[], metavar="K=V",
+                   help="override spec parameters: --set classes=10 width=2")
     c.add_argument("--json", action="store_true", help="print the analysis as JSON")
     c.add_argument("-o", "--output", metavar="FILE", help="save the built module as an archc checkpoint (.pt)")
     c.set_defaults(run=_compile)
 
     v = sub.add_parser("validate", help="check specs without building modules")
     v.add_argument("specs", nargs="+")
-    v.add_argument("--set", action="append", default=[], metavar="K=V")
+    v.add_argument("--set", action="extend", nargs="+", default=[], metavar="K=V")
     v.set_defaults(run=_validate)
 
     m = sub.add_parser("compare", help="compare specs: parameters, MACs, activation memory")

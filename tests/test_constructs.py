@@ -176,3 +176,14 @@ def test_drop_path_module():
     assert torch.all((out[:, 0] == 0) | torch.isclose(out[:, 0], torch.tensor(1 / 0.75)))
     assert abs((out[:, 0] == 0).float().mean().item() - 0.25) < 0.05
     assert torch.equal(DropPath(0.25).eval()(x), x)
+
+
+def test_modifiers_apply_outside_sequences():
+    body = ("blocks:\n  b:\n    args: {out: int}\n    residual:\n"
+            "      body: [bn1: bn, relu1: relu, conv1: {conv: {out: out, k: 3, pad: 1}}]\n"
+            "      shortcut: {conv: {out: out, k: 1}, from: relu1, when: 'in_channels != out'}\n"
+            "graph:\n  - a: {block: b, with: {out: 16}}\n  - b: {block: b, with: {out: 16}}\n")
+    a = analyze(body)
+    add_a, add_b = a.graph.nodes["a.~add"], a.graph.nodes["b.~add"]
+    assert add_a["inputs"] == ["a.conv1", "a.3"] and a.graph.nodes["a.3"]["inputs"] == ["a.relu1"]
+    assert add_b["inputs"] == ["b.conv1", "a.~add"], "when: false leaves the identity shortcut"

@@ -208,17 +208,19 @@ class _Expander:
         for idx, item in enumerate(items):
             name, node = self.split(item)
             iyp = yp + (idx, name) if name else yp + (idx,)
-            if isinstance(node, dict):
-                if "when" in node and not self.value(node["when"], env, iyp + ("when",), scope.prefix, "bool"):
-                    continue
-                if "from" in node:
-                    x = self.resolve_from(node["from"], local, scope, iyp + ("from",))
-            out = self.emit(node, iyp, env, x, scope, name, positional=True)
+            if not self.included(node, env, iyp, scope):
+                continue
+            out = self.emit(node, iyp, env, x, scope, name, positional=True, local=local)
             if name:
                 scope.counter += 1
                 local[name] = scope.names[name] = out
             x = out
         return x
+
+    def included(self, node, env: dict, yp, scope: Scope) -> bool:
+        """The `when:` modifier: whether the node is part of the network."""
+        return not (isinstance(node, dict) and "when" in node) or \
+            self.value(node["when"], env, yp + ("when",), scope.prefix, "bool")
 
     def resolve_from(self, ref, local: dict, scope: Scope, yp):
         refs = [ref] if isinstance(ref, str) else ref
@@ -248,9 +250,16 @@ class _Expander:
     def _body(self, block: str) -> dict:
         return {k: v for k, v in self.blocks[block].items() if k not in ("args", "let", "doc")}
 
-    def emit(self, node, yp, env: dict, x, scope: Scope, name: str | None, positional: bool = False) -> str:
+    def emit(self, node, yp, env: dict, x, scope: Scope, name: str | None, positional: bool = False,
+             local: dict | None = None) -> str:
         """Expand one node with input(s) x in scope; `name` is its written name, if any. A `positional`
-        node stands in a sequence position (a sequence item or an iteration of a repeat)."""
+        node stands in a sequence position (a sequence item or an iteration of a repeat). A node whose
+        `when:` is false is left out (its input passes through); `from:` resolves against `local` (the
+        enclosing sequence's names) and the scope's names."""
+        if not self.included(node, env, yp, scope):
+            return x
+        if isinstance(node, dict) and "from" in node:
+            x = self.resolve_from(node["from"], local or {}, scope, yp + ("from",))
         if name is None and positional and self.is_unit(node):
             name = scope.take()
         if isinstance(node, str):

@@ -22,7 +22,7 @@ class FusedConvBNAct(nn.Module):
         weight, bias = conv.weight.detach(), conv.bias
         if bn is not None:
             scale, shift = archc_kernels.fold_bn(bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.eps,
-                                                 conv_bias=bias)
+                                                 conv_bias=bias, dtype=torch.float64)
             weight, bias = archc_kernels.fold_weight(weight, scale), shift.to(weight.dtype)
         self.weight = nn.Parameter(weight.clone(), requires_grad=False)
         self.bias = nn.Parameter(bias.detach().clone(), requires_grad=False) if bias is not None else None

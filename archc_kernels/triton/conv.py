@@ -1,0 +1,106 @@
+"""Fused conv2d + per-channel scale/shift + residual + activation as an implicit GEMM.
+
+GEMM view, per group g: M = N*OH*OW output pixels, N = Cout/groups output channels,
+K = KH*KW*Cin/groups, reduced in (kh, kw, Cin block) order with an fp32 accumulator.
+Any input strides work; channels_last input and weight make the K (channel) loads contiguous.
+"""
+import torch
+import triton
+import triton.language as tl
+
+from ..shapes import conv_output_hw, pair
+from .common import autotuned, epilogue_flags, fused_epilogue, grouped_tile, launch, output, \
+    residual_operand, tile_config, vector
+
+# (BLOCK_M, BLOCK_N, BLOCK_K, stages, warps). At most 4 warps: Inductor's conv template gave silent
+# wrong results at 8 warps for non-1x1 kernels (pytorch #173068).
+CONFIGS = [tile_config(*c) for c in [
+    (128, 128, 32, 3, 4),
+    (128, 128, 64, 3, 4),
+    (128, 64, 64, 4, 4),
+    (64, 128, 64, 4, 4),
+    (256, 64, 32, 3, 4),
+    (64, 64, 64, 4, 4),
+]]
+DEFAULT = tile_config(64, 64, 32, 3, 4)  # when autotuning is off (ARCHC_KERNELS_TUNE=0)
+
+
+@triton.jit(do_not_specialize=["M", "H", "W", "OH", "OW"])
+def _kernel(
+    x_ptr, w_ptr, scale_ptr, shift_ptr, res_ptr, out_ptr,
+    M, H, W, OH, OW, CIN_G, COUT_G, COUT, KH, KW,
+    stride_h, stride_w, pad_h, pad_w, dil_h, dil_w,
+    sxn, sxc, sxh, sxw,  # x strides (any layout)
+    swo, swi, swh, sww,  # weight strides, [Cout, Cin/groups, KH, KW]
+    HAS_SCALE: tl.constexpr, HAS_SHIFT: tl.constexpr, HAS_RES: tl.constexpr, ACT: tl.constexpr,
+    PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+):
+    pid_m, pid_n = grouped_tile(tl.program_id(0), tl.cdiv(M, BLOCK_M), tl.cdiv(COUT_G, BLOCK_N), GROUP_M)
+    group = tl.program_id(1)
+
+    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)  # output pixels (n, oh, ow)
+    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)  # output channels within the group
+    row_ok = rows < M
+    col_ok = cols < COUT_G
+    ow = rows % OW
+    oh = (rows // OW) % OH
+    n = rows // (OW * OH)
+    ih0 = oh * stride_h - pad_h
+    iw0 = ow * stride_w - pad_w
+    x_rows = x_ptr + n * sxn + group * CIN_G * sxc
+    w_cols = w_ptr + (group * COUT_G + cols) * swo
+    ks = tl.arange(0, BLOCK_K)
+
+    k_blocks = tl.cdiv(CIN_G, BLOCK_K)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for step in range(KH * KW * k_blocks):  # one flat loop, so the pipeliner sees every (kh, kw, block)
+        tap = step // k_blocks
+        kh = tap // KW
+        kw = tap % KW
+        k = (step % k_blocks) * BLOCK_K + ks
+        k_ok = k < CIN_G
+        ih = ih0 + kh * dil_h
+        iw = iw0 + kw * dil_w
+        in_image = row_ok & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)  # padding reads as zero
+        a = tl.load(x_rows[:, None] + (ih * sxh + iw * sxw)[:, None] + k[None, :] * sxc,
+                    mask=in_image[:, None] & k_ok[None, :], other=0.0)
+        b = tl.load(w_cols[None, :] + kh * swh + kw * sww + k[:, None] * swi,
+                    mask=k_ok[:, None] & col_ok[None, :], other=0.0)
+        acc = tl.dot(a, b, acc, input_precision=PRECISION)
+
+    fused_epilogue(acc, rows, group * COUT_G + cols, row_ok, col_ok, COUT, scale_ptr, shift_ptr, res_ptr, out_ptr,
+                   HAS_SCALE, HAS_SHIFT, HAS_RES, ACT)
+
+
+_tuned = autotuned(_kernel, CONFIGS, key=["M", "CIN_G", "COUT_G", "KH", "KW", "stride_h"])
+
+
+def conv_bn_act(x, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1, groups=1, act="relu",
+                residual=None, out=None, config=None):
+    """``act(conv2d(x, weight) * scale + shift + residual)`` into a channels_last output (see dispatch)."""
+    n, cin, h, w = x.shape
+    cout, cin_g, kh, kw = weight.shape
+    stride, padding, dilation = pair(stride), pair(padding), pair(dilation)
+    if cin != cin_g * groups or cout % groups or weight.dtype != x.dtype or weight.device != x.device:
+        raise ValueError(f"weight {weight.dtype} {tuple(weight.shape)} does not fit x {x.dtype} {tuple(x.shape)} "
+                         f"with groups={groups}")
+    oh, ow = conv_output_hw((h, w), (kh, kw), stride, padding, dilation)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"output would be {oh}x{ow}: the kernel does not fit the padded {h}x{w} input")
+    out = output(x, (n, cout, oh, ow), out)
+    if out.numel() == 0:
+        return out
+    weight = weight.contiguous(memory_format=torch.channels_last)  # K (channels) contiguous
+    scale, shift = vector(scale, cout, "scale"), vector(shift, cout, "shift")
+    res = residual_operand(residual, out)
+
+    m, cout_g = n * oh * ow, cout // groups
+
+    def grid(meta):
+        return triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(cout_g, meta["BLOCK_N"]), groups
+
+    args = (x, weight, scale, shift, res, out, m, h, w, oh, ow, cin_g, cout_g, cout, kh, kw,
+            *stride, *padding, *dilation, *x.stride(), *weight.stride())
+    launch(_kernel, _tuned, grid, args, epilogue_flags(x, scale, shift, res, act), config, DEFAULT)
+    return out

@@ -1,0 +1,120 @@
+"""The Triton kernels (conv.py, gemm1x1.py), launched directly, against the float64 reference.
+
+Launched directly so that every shape reaches a kernel, including those the dispatcher sends to
+the reference (narrow groups). Each launch writes into a NaN-poisoned output.
+"""
+import pytest
+import torch
+
+from archc_kernels import ACTIVATIONS
+from archc_kernels.dispatch import triton_importable
+
+if not triton_importable():
+    pytest.skip("triton is not importable", allow_module_level=True)
+
+from archc_kernels.triton import common, conv, gemm1x1  # noqa: E402
+
+# id: (n, cin, h, w, cout, k, make_inputs options)
+CONV_CASES = {
+    "cin1_cout1": (1, 1, 5, 5, 1, 3, dict(padding=1)),
+    "stem_cin3_k7_s2_p3": (1, 3, 9, 11, 16, 7, dict(stride=2, padding=3)),
+    "cin17_cout33_batch3_residual": (3, 17, 3, 4, 33, 3, dict(padding=1, residual=True)),
+    "cin33_cout17_stride2": (1, 33, 6, 5, 17, 3, dict(stride=2, padding=1)),
+    "spatial_1x1_k3": (3, 16, 1, 1, 16, 3, dict(padding=1)),
+    "spatial_1x1_k1": (1, 33, 1, 1, 17, 1, {}),
+    "odd_nonsquare_pad0": (1, 8, 7, 5, 24, 3, {}),
+    "pad3": (1, 4, 3, 4, 8, 3, dict(padding=3)),
+    "dilation2": (1, 16, 7, 7, 16, 3, dict(padding=2, dilation=2)),
+    "kernel_3x2_hw_pairs": (2, 8, 7, 6, 16, (3, 2), dict(stride=(2, 1), padding=(1, 0), dilation=(1, 2))),
+    "groups2": (1, 32, 4, 5, 32, 3, dict(padding=1, groups=2)),
+    "groups32_k1x3": (1, 64, 2, 3, 64, (1, 3), dict(padding=(0, 1), groups=32)),  # 1x3: fewer interpreted steps
+    "depthwise": (1, 16, 5, 5, 16, 3, dict(padding=1, groups=16)),
+    "downsample_1x1_stride2": (3, 16, 5, 7, 33, 1, dict(stride=2)),
+    "channels_last_residual": (1, 17, 5, 5, 33, 3, dict(padding=1, channels_last=True, residual=True)),
+    "folded_weight_no_scale": (1, 8, 5, 5, 16, 3, dict(padding=1, scale=False)),
+    "no_scale_no_shift": (1, 8, 5, 5, 16, 3, dict(padding=1, scale=False, shift=False)),
+}
+
+# id: (n, cin, h, w, cout, make_inputs options); gemm1x1 takes channels_last x
+GEMM_CASES = {
+    "cin1_cout1": (1, 1, 3, 5, 1, {}),
+    "cin3_cout17_batch3": (3, 3, 5, 7, 17, {}),
+    "cin33_cout33_residual": (1, 33, 4, 3, 33, dict(residual=True)),
+    "spatial_1x1_batch3": (3, 17, 1, 1, 33, {}),
+    "cin64_cout16_k_loop_residual": (2, 64, 3, 3, 16, dict(residual=True)),
+    "folded_weight_no_scale": (1, 16, 3, 3, 16, dict(scale=False)),
+}
+
+
+@pytest.fixture
+def launch(expected, check, poisoned):
+    """launch(kernel, inputs, act=..., config=...): run into a poisoned output, check, return the output."""
+
+    def run(kernel, inputs, act="relu", config=None):
+        ref = expected(**inputs, act=act)
+        out = kernel.conv_bn_act(**inputs, act=act, out=poisoned(ref.shape, inputs["x"].dtype), config=config)
+        check(out, ref)
+        return out
+
+    return run
+
+
+@pytest.mark.parametrize("case", CONV_CASES.values(), ids=CONV_CASES.keys())
+def test_conv_matches_reference(case, dtype, make_inputs, launch):
+    n, cin, h, w, cout, k, options = case
+    launch(conv, make_inputs(n, cin, h, w, cout, k, dtype=dtype, **options))
+
+
+@pytest.mark.parametrize("case", GEMM_CASES.values(), ids=GEMM_CASES.keys())
+def test_gemm1x1_matches_reference(case, dtype, make_inputs, launch):
+    n, cin, h, w, cout, options = case
+    launch(gemm1x1, make_inputs(n, cin, h, w, cout, 1, dtype=dtype, channels_last=True, **options))
+
+
+@pytest.mark.parametrize("act", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("kernel", [conv, gemm1x1], ids=["conv", "gemm1x1"])
+def test_activations(kernel, act, make_inputs, launch):
+    k = 3 if kernel is conv else 1
+    inputs = make_inputs(2, 8, 3, 5, 16, k, padding=k // 2, channels_last=True, residual=True)
+    inputs["residual"] *= 8  # reach relu6's upper clamp and the saturating ends of sigmoid and tanh
+    launch(kernel, inputs, act=act)
+
+
+def test_activation_codes_cover_the_reference():
+    assert common.ACT_CODES.keys() == ACTIVATIONS.keys()
+
+
+@pytest.mark.parametrize("view", ["channel_slice", "spatial_stride"])
+def test_conv_reads_non_contiguous_input(view, dtype, make_inputs, launch):
+    inputs = make_inputs(2, 12, 5, 6, 17, 3, dtype=dtype, padding=1)
+    big = torch.randn(2, 20, 11, 13, device=inputs["x"].device).to(dtype)
+    inputs["x"] = big[:, 3:15, 2:7, 1:7] if view == "channel_slice" else big[:, 3:15, ::2, ::2][:, :, :5, :6]
+    assert not inputs["x"].is_contiguous() and not inputs["x"].is_contiguous(memory_format=torch.channels_last)
+    launch(conv, inputs)
+
+
+@pytest.mark.parametrize("kernel", [conv, gemm1x1], ids=["conv", "gemm1x1"])
+def test_allocates_channels_last_output_in_input_dtype(kernel, dtype, make_inputs):
+    inputs = make_inputs(1, 16, 3, 3, 16, 1, dtype=dtype, channels_last=True)
+    out = kernel.conv_bn_act(**inputs)
+    assert out.dtype == dtype and out.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_launchers_reject_what_they_cannot_compute(make_inputs):
+    nchw = make_inputs(1, 16, 3, 3, 16, 1)
+    with pytest.raises(ValueError, match="channels_last"):
+        gemm1x1.conv_bn_act(**nchw)
+    with pytest.raises(ValueError, match="does not fit"):
+        conv.conv_bn_act(**{**nchw, "groups": 3})
+    with pytest.raises(ValueError, match="scale"):
+        conv.conv_bn_act(**{**nchw, "scale": torch.ones(15, device=nchw["x"].device)})
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="autotuning configs compile for a GPU")
+@pytest.mark.parametrize("gpu_dtype", [torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("kernel", [conv, gemm1x1], ids=["conv", "gemm1x1"])
+def test_every_autotune_config_on_gpu(kernel, gpu_dtype, make_inputs, launch):
+    k = 3 if kernel is conv else 1
+    inputs = make_inputs(2, 96, 11, 9, 160, k, dtype=gpu_dtype, padding=k // 2, channels_last=True, residual=True)
+    for config in kernel.CONFIGS:
+        launch(kernel, inputs, config=config)
