@@ -1,5 +1,6 @@
 """CPU inference: the plain eager module (model.eval()) vs archc.fuse(model) (BN folded into conv
-weights, conv + bias + residual + activation as one reference-path op), side by side in one run.
+weights, conv + bias + residual + activation as one reference-path op, weights channels_last), side by
+side in one run; also the eager module converted to channels_last, to show what the layout alone gives.
 
 Usage: python bench/cpu_inference.py [--specs resnet50 ...] [--batch 1 8] [--runs 15]
 Runs are interleaved (eager, fused, eager, ...) so machine noise hits both alike. Writes
@@ -43,29 +44,37 @@ def main() -> None:
     for name in args.specs:
         model = archc.build(ROOT / "specs" / f"{name}.yaml").eval()
         fused = archc.fuse(model)
+        model_cl = archc.build(ROOT / "specs" / f"{name}.yaml").eval()
+        model_cl.load_state_dict(model.state_dict())
+        model_cl.to(memory_format=torch.channels_last)
         for batch in args.batch:
             x = torch.randn(batch, *model.analysis.input_shape)
             with torch.inference_mode():
                 err = ((model(x) - fused(x)).norm() / model(x).norm()).item()
                 for _ in range(2):  # warm-up
-                    model(x), fused(x)
-                eager, fast = [], []
+                    model(x), model_cl(x), fused(x)
+                eager, eager_cl, fast = [], [], []
                 for _ in range(args.runs):
                     eager.append(_time(model, x))
+                    eager_cl.append(_time(model_cl, x))
                     fast.append(_time(fused, x))
-            rows.append((name, batch, eager, fast, err))
-            print(f"{name} batch {batch}: eager {statistics.median(eager) * 1e3:.1f} ms, "
-                  f"fused {statistics.median(fast) * 1e3:.1f} ms", flush=True)
+            rows.append((name, batch, eager, eager_cl, fast, err))
+            print(f"{name} batch {batch}: eager {statistics.median(eager) * 1e3:.1f} ms, eager channels_last "
+                  f"{statistics.median(eager_cl) * 1e3:.1f} ms, fused {statistics.median(fast) * 1e3:.1f} ms",
+                  flush=True)
 
-    lines = ["| spec | batch | eager ms median (min..max) | fused ms median (min..max) | speed-up | rel. error |",
-             "|---|---:|---|---|---:|---:|"]
-    for name, batch, eager, fast, err in rows:
-        me, mf = statistics.median(eager) * 1e3, statistics.median(fast) * 1e3
-        lines.append(f"| {name} | {batch} | {me:.1f} ({min(eager) * 1e3:.1f}..{max(eager) * 1e3:.1f}) | "
-                     f"{mf:.1f} ({min(fast) * 1e3:.1f}..{max(fast) * 1e3:.1f}) | {me / mf:.2f}x | {err:.1e} |")
+    def cell(ts):
+        return f"{statistics.median(ts) * 1e3:.1f} ({min(ts) * 1e3:.1f}..{max(ts) * 1e3:.1f})"
+
+    lines = ["| spec | batch | eager ms median (min..max) | eager channels_last ms | fused ms | fused vs eager | "
+             "fused vs eager channels_last | rel. error |", "|---|---:|---|---|---|---:|---:|---:|"]
+    for name, batch, eager, eager_cl, fast, err in rows:
+        me, mc, mf = (statistics.median(t) for t in (eager, eager_cl, fast))
+        lines.append(f"| {name} | {batch} | {cell(eager)} | {cell(eager_cl)} | {cell(fast)} | {me / mf:.2f}x | "
+                     f"{mc / mf:.2f}x | {err:.1e} |")
     meta = (f"date {datetime.date.today()}; {platform.machine()}, {os.cpu_count()} CPUs, torch "
             f"{torch.__version__} ({torch.get_num_threads()} threads), Python {platform.python_version()}; "
-            f"float32, {args.runs} interleaved runs each after 2 warm-ups; speed-up = eager median / fused median; "
+            f"float32, NCHW input, {args.runs} interleaved runs each after 2 warm-ups; ratios of medians; "
             "rel. error = ||eager - fused|| / ||eager||")
     text = "# CPU inference: eager vs archc.fuse\n\n" + meta + "\n\n" + "\n".join(lines) + "\n"
     print(text)

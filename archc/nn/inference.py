@@ -40,7 +40,11 @@ class FusedConvBNAct(nn.Module):
 
 
 def fuse(model: ArchcModule) -> ArchcModule:
-    """A new eval-only module computing model.eval()'s function with fused ops. `model` is unchanged."""
+    """A new eval-only module computing model.eval()'s function with fused ops. `model` is unchanged.
+
+    Fused weights are stored channels_last: the Triton kernels read channels (K) contiguously, and on the
+    CPU PyTorch's oneDNN convolutions then run channels_last end to end (measured: bench/cpu_inference.py).
+    """
     g = copy.deepcopy(model.graph)
     g.graph["outputs"] = [o for o in g.graph["outputs"] if not o["aux"]]
     g.remove_nodes_from([n for n, d in list(g.nodes(data=True)) if d["aux"]])
@@ -55,6 +59,6 @@ def fuse(model: ArchcModule) -> ArchcModule:
             modules[d["module"]] = FusedConvBNAct(model.get_submodule(a["conv"]), bn, a["act"])
         else:
             modules[d["module"]] = model.get_submodule(d["module"])
-    fused = ArchcModule(g, modules).eval()
+    fused = ArchcModule(g, modules).eval().to(memory_format=torch.channels_last)
     fused.analysis = model.analysis
     return fused
