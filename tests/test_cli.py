@@ -98,3 +98,12 @@ def test_internal_error_is_one_line(monkeypatch, capsys):
     assert cli.main(["validate", "specs/vgg16.yaml"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("archc: internal error: ZeroDivisionError") and "Traceback" not in err
+
+
+def test_analysis_does_not_import_torch():
+    """`archc validate` is instant: spec -> analysed graph never imports torch (or triton)."""
+    code = ("import sys, archc; a = archc.analyze('specs/resnext.yaml'); "
+            "assert a.params == 25028904; print(sorted(m for m in ('torch', 'triton') if m in sys.modules))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "[]"

@@ -79,7 +79,7 @@ class _Expander:
         return cls(message, self.loc(yp), path or ".".join(str(p) for p in yp))
 
     # -- nodes ------------------------------------------------------------------------------------
-    def add(self, op: str, attrs: dict, inputs: list[str], module: str, yp, *, shared: bool = False) -> str:
+    def add(self, op: str, attrs: dict, inputs: list[str], module: str, yp) -> str:
         """Add one primitive op; infers its shape now so that later expansion can use it."""
         spec_op = OPS[op]
         if spec_op.arity is not None and len(inputs) != spec_op.arity:
@@ -168,11 +168,6 @@ class _Expander:
                 attrs[name] = vs[0] if len(vs) == 1 or vs[0] == vs[1] else tuple(vs)
             elif arg.kind == "table":
                 attrs[name] = tuple(tuple(row) for row in v)
-            elif arg.kind == "enum":
-                v = env.get(v, v) if v not in arg.choices else v
-                if v not in arg.choices:
-                    raise self.error(f"{op} {name} must be one of {', '.join(arg.choices)}, got {v!r}", ayp, path)
-                attrs[name] = v
             else:
                 attrs[name] = self.value(v, env, ayp, path, arg.kind)
                 self._bounds(op, name, arg, [attrs[name]], ayp, path)

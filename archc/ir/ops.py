@@ -20,11 +20,10 @@ Shape = tuple[int, ...]
 
 @dataclass(frozen=True)
 class Arg:
-    """One op argument. kind: int | int2 (int or [h, w]) | float | bool | enum."""
+    """One op argument. kind: int | int2 (int or [h, w]) | float | bool | table (list of int lists)."""
 
     kind: str
     default: object = REQUIRED
-    choices: tuple = ()
     doc: str = ""
     lo: float | None = None  # inclusive lower bound
     hi: float | None = None  # exclusive upper bound
@@ -77,8 +76,8 @@ def _windowed(op: str, a: dict, in_shapes: list[Shape], out_c: int) -> Shape:
     if min(hw) < 1:
         raise ShapeError(
             f"{op} {k[0]}x{k[1]}/{s[0]} pad {p[0]} on {h}x{w} gives an empty output {hw[0]}x{hw[1]}")
-    if any(2 * p[i] > k[i] for i in range(2)):
-        raise ShapeError(f"{op} pad {list(p)} is more than half the kernel {list(k)}")
+    if op != "conv" and any(2 * p[i] > d[i] * (k[i] - 1) + 1 for i in range(2)):
+        raise ShapeError(f"{op} pad {list(p)} is more than half the window {list(k)}")
     return (out_c, *hw)
 
 

@@ -75,23 +75,22 @@ def load(path: str | Path, overrides: dict | None = None) -> Spec:
 
 def loads(text: str, file: str = "<string>", overrides: dict | None = None) -> Spec:
     data, marks, key_marks = _compose(text, file)
-    spec = Spec(file, data, marks, key_marks, params=dict(data.get("params", {})), text=text)
+    spec = Spec(file, data, marks, key_marks, text=text)
     _validate(spec)
+    spec.params = dict(data.get("params", {}))
     return spec.with_params(overrides or {})
 
 
 def _compose(text: str, file: str):
     """YAML -> plain data, plus marks for every value and key, keyed by path."""
-    loader = yaml.SafeLoader(text)
     try:
+        loader = yaml.SafeLoader(text)
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         raise SpecError(f"YAML: {e.problem or e.context}", Loc(file, mark.line + 1, mark.column + 1)) from None
-    except yaml.YAMLError as e:
-        raise SpecError(f"YAML: {e}", Loc(file, 1, 1)) from None
-    finally:
-        loader.dispose()
+    except yaml.YAMLError as e:  # a reader error: characters YAML does not allow
+        raise SpecError(f"YAML: {str(e).splitlines()[0]}", Loc(file, 1, 1)) from None
     if root is None:
         raise SpecError("empty spec", Loc(file, 1, 1))
     marks, key_marks = {}, {}

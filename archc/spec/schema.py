@@ -29,7 +29,7 @@ _ARG = {
 
 
 def _arg(arg: Arg) -> dict:
-    s = dict(_ARG[arg.kind]) if arg.kind != "enum" else {"enum": list(arg.choices)}
+    s = dict(_ARG[arg.kind])
     if arg.doc:
         s["description"] = arg.doc
     return s

@@ -1,0 +1,84 @@
+"""Specs are untrusted input: whatever the YAML, archc answers with an ArchcError or a result, never
+another exception. Mutations of the real specs, and random documents, bounded to stay fast."""
+
+import random
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import archc
+from archc.errors import ArchcError
+from archc.spec.load import loads
+from conftest import SPECS
+
+SCALARS = [0, -1, 1, 3, 2**40, 0.5, -2.5, True, False, None, "", "x", "i", "1 +", "in_channels * 2",
+           "relu", "conv", "2 if i == 0 else 1", [], {}, [1, 2], {"conv": {"out": 4, "k": 3}}, "bottleneck"]
+
+
+def paths(node, prefix=()):
+    yield prefix
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from paths(v, prefix + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from paths(v, prefix + (i,))
+
+
+def mutate(data, rng: random.Random):
+    targets = [p for p in paths(data) if p]
+    path = rng.choice(targets)
+    parent = data
+    for key in path[:-1]:
+        parent = parent[key]
+    choice = rng.random()
+    if choice < 0.6:
+        parent[path[-1]] = rng.choice(SCALARS)
+    elif choice < 0.8 and isinstance(parent, dict):
+        parent[rng.choice(["out", "k", "stride", "from", "when", "names", "body", "zzz"])] = rng.choice(SCALARS)
+    elif isinstance(parent, dict):
+        del parent[path[-1]]
+    else:
+        parent.pop(path[-1])
+    return data
+
+
+def analyze_or_error(text: str):
+    try:
+        archc.analyze(loads(text, "fuzz.yaml"))
+    except ArchcError as e:
+        assert "\n" not in str(e) and (e.loc is not None or e.path is not None), str(e)
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_mutated_specs_fail_cleanly(seed):
+    rng = random.Random(seed)
+    small = [p for p in SPECS if p.stem in ("resnet18", "googlenet", "densenet_bc100", "fractalnet_cifar",
+                                             "lenet5", "squeezenet1_1", "preact_resnet164")]
+    data = yaml.safe_load(rng.choice(small).read_text())
+    for _ in range(rng.randint(1, 3)):
+        data = mutate(data, rng)
+    analyze_or_error(yaml.safe_dump(data))
+
+
+json_like = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 300) | st.sampled_from(["relu", "conv", "x", "1/0", "i"]),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(
+        st.sampled_from(["conv", "out", "k", "graph", "residual", "body", "repeat", "block", "a", "from"]),
+        children, max_size=3),
+    max_leaves=12)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(json_like)
+def test_random_graphs_fail_cleanly(graph):
+    doc = {"archc": 1, "name": "fuzz", "input": [3, 16, 16], "graph": graph}
+    analyze_or_error(yaml.safe_dump(doc))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=200))
+def test_random_text_fails_cleanly(text):
+    analyze_or_error(text)
