@@ -83,7 +83,7 @@ class Analysis:
     def layers(self) -> list[dict]:
         return [{"name": n, "op": d["op"], "shape": list(d["shape"]), "params": d["params"] if n == d["module"] else 0,
                  "macs": d["macs"], "activations": d["activations"], "aux": d["aux"],
-                 "receptive_field": list(d["rf"]["size"]), "line": d["loc"].line}
+                 "receptive_field": {k: list(v) for k, v in d["rf"].items()}, "line": d["loc"].line}
                 for n, d in self.nodes()]
 
     def to_dict(self) -> dict:

@@ -7,7 +7,8 @@
    torch.cudnn_convolution_relu / _add_relu, and torch.compile(mode="max-autotune") of the eager
    block (without CUDA graphs by default: see --compile-mode); the expanding 1x1 convs are timed
    once more with the residual add;
-3. blocks: bottleneck blocks and a ResNet-50 body (stem to layer4) end to end, fused vs eager.
+3. blocks: bottleneck blocks and a ResNet-50 body (stem to layer4) end to end, fused vs eager; then the
+   whole compiler path: archc.fuse(archc.build("specs/resnet50.yaml")) vs the eager archc module.
 
 Times are medians of triton.testing.do_bench (CUDA events, L2 flushed, after warm-up) on random
 data. Each row carries its floor, max(FLOPs / 790 TFLOP/s, bytes / 4.3 TB/s) (H200, measured
@@ -419,6 +420,33 @@ def block_row(name, batch, dtype_name, device, timer):
     return row, (eager, (x,))
 
 
+def archc_row(batch, dtype_name, device, timer):
+    """The product end to end: the ResNet-50 spec built by archc, fused by archc.fuse, vs its eager module."""
+    import archc
+
+    dtype = DTYPES[dtype_name]
+    flops, nbytes = resnet50_cost(batch, elem=torch.finfo(dtype).bits // 8)
+    row = make_row("model", "archc specs/resnet50.yaml", batch, dtype_name, flops, nbytes)
+    torch.manual_seed(0)
+    model = archc.build(REPO / "specs" / "resnet50.yaml").eval().to(device)
+    x = torch.randn(batch, 3, 224, 224, device=device)
+    with torch.no_grad():
+        expect = model(x)
+        fused = archc.fuse(model).to(dtype=dtype)  # BN folded from the fp32 parameters, then cast
+        eager = model.to(dtype=dtype, memory_format=torch.channels_last)
+        xd = x.to(dtype).contiguous(memory_format=torch.channels_last)
+        row.eager_err = rel_err(eager(xd), expect)
+        try:
+            row.err = rel_err(fused(xd), expect)
+        except Exception:
+            print("  [fused] archc resnet50 failed:\n" + traceback.format_exc(limit=8), flush=True)
+    timer.measure(row, "fused", lambda: fused(xd), rep_ms=400)
+    timer.measure(row, "eager", lambda: eager(xd), rep_ms=400)
+    if isinstance(row.ms.get("fused"), float):
+        row.note = f"{batch / row.ms['fused'] * 1e3:.0f} img/s fused"
+    return row
+
+
 def resnet_row(batch, dtype_name, device, timer):
     dtype = DTYPES[dtype_name]
     flops, nbytes = resnet50_cost(batch, elem=torch.finfo(dtype).bits // 8)
@@ -644,6 +672,10 @@ def main(argv=None):
             row, _ = resnet_row(batch, dtype_name, device, timer)
             rows.append(row)
             print(f"  resnet50.body {dtype_name} N={batch}: {row.note} ({budget.elapsed():.0f} s)", flush=True)
+        if wanted("archc") and budget.left() > reserve + 40:
+            row = archc_row(batch, dtype_name, device, timer)
+            rows.append(row)
+            print(f"  archc resnet50 {dtype_name} N={batch}: {row.note} ({budget.elapsed():.0f} s)", flush=True)
 
     # 4. torch.compile of the eager blocks, while the budget lasts -------------------------------
     if args.compile_mode != "none":
