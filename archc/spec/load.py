@@ -154,13 +154,19 @@ def _validate(spec: Spec) -> None:
         if extra:
             ypath = ypath + (extra[0],)
             message = f"unknown key {extra[0]!r}" + _allowed(error.schema)
-    if error.validator == "anyOf" and "x-error" in error.schema and isinstance(error.instance, dict):
+    if error.validator in ("anyOf", "oneOf") and isinstance(error.instance, dict) and _structure(error.instance):
+        message = _structure(error.instance)
+    elif error.validator == "anyOf" and "x-error" in error.schema and isinstance(error.instance, dict):
         from archc.spec.schema import KINDS, MODIFIERS
 
-        unknown = [k for k in error.instance if k not in KINDS and k not in MODIFIERS]
-        if unknown:
-            import difflib
+        import difflib
 
+        unknown = [k for k in error.instance if k not in KINDS and k not in MODIFIERS]
+        if not unknown and ypath and isinstance(ypath[-1], str) and not error.instance:
+            # `- cnov: {}` reads as a node named "cnov" holding nothing: most likely a misspelt op
+            if difflib.get_close_matches(ypath[-1], KINDS, n=1):
+                unknown, ypath = [ypath[-1]], ypath[:-1]
+        if unknown:
             close = difflib.get_close_matches(unknown[0], KINDS, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else f" (ops: {', '.join(KINDS)})"
             ypath, key = ypath + (unknown[0],), True
@@ -169,6 +175,26 @@ def _validate(spec: Spec) -> None:
         missing = [k for k in error.schema["required"] if k not in error.instance]
         message = f"missing key {missing[0]!r}" if missing else message
     raise SpecError(message, spec.loc(ypath, key=key), _dotted(ypath))
+
+
+def _structure(item: dict) -> str | None:
+    """A message for the two common structural slips: two ops in one item, a reserved word as a name."""
+    from archc.spec.schema import KINDS, RESERVED
+
+    kinds = [k for k in item if k in KINDS]
+    if len(kinds) > 1 and set(kinds) != {"repeat", "block"}:
+        return (f"one item holds {' and '.join(map(repr, kinds))}: an item is a single op or construct "
+                "(a sequence is a list of items)")
+    (key, value), = item.items() if len(item) == 1 else ((None, None),)
+    looks_named = isinstance(value, (str, list)) or isinstance(value, dict) and any(k in KINDS for k in value)
+    if key in RESERVED and looks_named:
+        return f"{key!r} is reserved and cannot name an item: write `- {{{key}: ...}}` unnamed, or choose another name"
+    return None
+
+
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 4] + " ..."
 
 
 def _relevance(error):
@@ -182,6 +208,8 @@ def _message(error) -> str:
     schema = error.schema if isinstance(error.schema, dict) else {}
     if "x-error" in schema and error.validator in ("anyOf", "oneOf", "maxProperties", "minProperties"):
         return schema["x-error"]
+    if error.validator in ("anyOf", "oneOf"):
+        return f"{_short(error.instance)} is not valid here"
     if error.validator == "const":
         return f"{error.instance!r} must be {error.validator_value!r}"
     if error.validator == "enum":
