@@ -187,3 +187,11 @@ def test_modifiers_apply_outside_sequences():
     add_a, add_b = a.graph.nodes["a.~add"], a.graph.nodes["b.~add"]
     assert add_a["inputs"] == ["a.conv1", "a.3"] and a.graph.nodes["a.3"]["inputs"] == ["a.relu1"]
     assert add_b["inputs"] == ["b.conv1", "a.~add"], "when: false leaves the identity shortcut"
+
+
+def test_construct_keys_as_names():
+    a = analyze("graph:\n  - fractal: {fractal: {columns: 2, body: [{conv: {out: 4, k: 1}}], drop_path: 0.1}}\n"
+                "  - dense: {dense: {layers: 2, body: [{conv: {out: 2, k: 1}}]}}\n")
+    assert "fractal.col2.0.0" in a.graph and "dense.1.0" in a.graph
+    b = analyze("graph:\n  - {fractal: {columns: 2, body: [{conv: {out: 4, k: 1}}], drop_path: 0.1}}\n")
+    assert "0.col2.0.0" in b.graph, "`drop_path` among a fractal's settings does not make its key a name"

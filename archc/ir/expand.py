@@ -20,7 +20,7 @@ from archc.errors import ArchcError, LimitError, Loc, ShapeError, SpecError, War
 from archc.ir.ops import OPS, REQUIRED, SPEC_OPS, pair
 from archc.spec.expr import evaluate
 from archc.spec.load import Spec
-from archc.spec.schema import CONSTRUCTS, KINDS, MODIFIERS
+from archc.spec.schema import ALWAYS_KINDS, KINDS, MODIFIERS, SETTINGS
 
 MAX_NODES = 100_000
 MAX_DEPTH = 64
@@ -188,13 +188,18 @@ class _Expander:
     # -- structure ------------------------------------------------------------------------------------
     @staticmethod
     def split(item):
-        """(name, node). A named item is a one-key mapping `name: node`. An op's name may be used as a
-        name (`relu: relu`): the key is a name when its value is itself a node, not the op's arguments."""
+        """(name, node). A named item is a one-key mapping `name: node`. An op's name (or residual, dense,
+        fractal) may be used as a name (`relu: relu`): the key is a name when its value is itself a node,
+        not the op's arguments."""
         if isinstance(item, dict) and len(item) == 1:
             (k, v), = item.items()
-            if k in CONSTRUCTS or k in MODIFIERS:
+            if k in ALWAYS_KINDS or k in MODIFIERS:
                 return None, item
-            if k not in SPEC_OPS or isinstance(v, (str, list)) or isinstance(v, dict) and any(j in KINDS for j in v):
+            if k in SETTINGS:
+                named = isinstance(v, dict) and any(j in KINDS and j not in SETTINGS[k] for j in v)
+            else:
+                named = k not in KINDS or isinstance(v, (str, list)) or isinstance(v, dict) and any(j in KINDS for j in v)
+            if named:
                 return k, v
         return None, item
 
@@ -424,6 +429,9 @@ class _Expander:
         return join(expand_(columns, x, 1))
 
     def aux(self, node: dict, yp, env: dict, x: str, scope: Scope) -> str:
+        if isinstance(node["aux"], dict) and "aux" in node["aux"]:
+            raise self.error("an aux head cannot be an aux itself (`aux` is reserved: name the head aux1, "
+                             "head, ...)", yp, scope.prefix)
         out = self.emit(node["aux"], yp + ("aux",), env, x, scope, None)
         self.g.graph["outputs"].append({"name": scope.prefix, "node": out, "aux": True})
         return x

@@ -14,7 +14,13 @@ NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 CONSTRUCTS = ("seq", "repeat", "block", "branches", "residual", "dense", "fractal", "aux")
 MODIFIERS = ("from", "when")
 KINDS = (*CONSTRUCTS, *SPEC_OPS)
-RESERVED = (*CONSTRUCTS, *MODIFIERS, "input")
+# Keys that are always an op or construct. Op names may also be names (`relu: relu`: the key is a name
+# when its value is itself a node), and so may residual, dense and fractal when their value is a mapping
+# holding an op or construct (`fractal: {fractal: {...}}`), never their own settings.
+ALWAYS_KINDS = ("seq", "repeat", "block", "branches", "aux")
+SETTINGS = {"residual": ("body", "shortcut", "post", "drop_path"), "dense": ("layers", "body", "names"),
+            "fractal": ("columns", "body", "drop_path")}
+RESERVED = (*ALWAYS_KINDS, *MODIFIERS, "input")
 
 EXPR = {"type": ["integer", "string"]}
 NUM = {"type": ["number", "string"]}
@@ -153,14 +159,17 @@ def generate() -> dict:
             "seq": {"type": "array", "items": {"$ref": "#/$defs/item"}, "minItems": 1},
             "node": {"anyOf": [{"type": "string", "pattern": NAME}, {"$ref": "#/$defs/seq"},
                                _kinds_object(modifiers)]},
-            # `{relu: {}}` is an anonymous op; `{relu: relu}` names a node "relu": an op key is a name
+            # `{relu: {}}` is an anonymous op; `{relu: relu}` names a node "relu": a nameable key is a name
             # when its value is itself a node (a string, a list, or a mapping with an op/construct key).
             "item": {"if": {"type": "object", "anyOf": [
-                        *({"required": [k]} for k in CONSTRUCTS),
+                        *({"required": [k]} for k in ALWAYS_KINDS),
                         *({"required": [k], "properties": {k: {"anyOf": [
                             {"type": "null"},
                             {"type": "object", "not": {"anyOf": [{"required": [j]} for j in KINDS]}}]}}}
-                          for k in SPEC_OPS)]},
+                          for k in SPEC_OPS),
+                        *({"required": [k], "properties": {k: {"not": {
+                            "type": "object", "anyOf": [{"required": [j]} for j in KINDS if j not in keys]}}}}
+                          for k, keys in SETTINGS.items())]},
                      "then": NODE,
                      "else": {"anyOf": [{"type": "string", "pattern": NAME}, {"$ref": "#/$defs/seq"}, named]}},
             "blockdef": _kinds_object({
