@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import networkx as nx
 
@@ -20,6 +21,11 @@ class Analysis:
         return self.graph.graph["name"]
 
     def nodes(self):
+        """(node id, attributes) in topological order (the order the spec is written in)."""
+        return self._nodes
+
+    @cached_property
+    def _nodes(self):
         return [(n, self.graph.nodes[n]) for n in topo(self.graph)]
 
     @property
