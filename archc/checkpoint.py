@@ -1,4 +1,5 @@
-"""`archc compile -o FILE`: a checkpoint holding the spec text, its parameters and the state_dict.
+"""`archc compile -o FILE`: a checkpoint holding the spec (imported blocks inlined), its parameters and
+the state_dict.
 
 It loads with `torch.load(weights_only=True)` (no pickled code), and `archc.checkpoint.load(FILE)`
 rebuilds the module from the embedded spec.
@@ -13,7 +14,7 @@ FORMAT = "archc-checkpoint-1"
 
 def save(module, path: str) -> None:
     spec = module.analysis.spec
-    torch.save({"format": FORMAT, "file": spec.file, "spec": spec.text, "params": dict(spec.overrides),
+    torch.save({"format": FORMAT, "file": spec.file, "spec": spec.standalone(), "params": dict(spec.overrides),
                 "state_dict": module.state_dict()}, path)
 
 

@@ -53,7 +53,11 @@ def expand(spec: Spec) -> nx.DiGraph:
 class _Expander:
     def __init__(self, spec: Spec):
         self.spec = spec
-        self.blocks = spec.data.get("blocks", {})
+        blocks = spec.blocks
+        self.blocks = {name: bdef for name, (bdef, _) in blocks.items()}
+        # Where each block's definition is: a path into its own file (an imported library's, or this spec's).
+        self.block_yp = {name: ((origin,) if origin is not spec else ()) + ("blocks", name)
+                         for name, (_, origin) in blocks.items()}
         self.g = nx.DiGraph(name=spec.name, file=spec.file, warnings=[], outputs=[])
         self.modules: dict[str, tuple] = {}  # module path -> (op, attrs, node id)
         self.depth = 0
@@ -72,11 +76,14 @@ class _Expander:
         return self.g
 
     # -- locations and errors ---------------------------------------------------------------------
-    def loc(self, yp) -> Loc:
-        return self.spec.loc(yp)
+    def loc(self, yp, key: bool = False) -> Loc:
+        """Paths into an imported library start with that library's Spec."""
+        if yp and isinstance(yp[0], Spec):
+            return yp[0].loc(yp[1:], key)
+        return self.spec.loc(yp, key)
 
     def error(self, message: str, yp, path: str | None = None, cls=SpecError) -> ArchcError:
-        return cls(message, self.loc(yp), path or ".".join(str(p) for p in yp))
+        return cls(message, self.loc(yp), path or ".".join(str(p) for p in yp if not isinstance(p, Spec)))
 
     # -- nodes ------------------------------------------------------------------------------------
     def add(self, op: str, attrs: dict, inputs: list[str], module: str, yp) -> str:
@@ -300,7 +307,7 @@ class _Expander:
             raise self.error(f"unknown block {block!r}{_suggest(block, list(self.blocks))}", yp, scope.prefix)
         if self.depth >= MAX_DEPTH:
             raise self.error(f"blocks nest deeper than {MAX_DEPTH} (recursive block?)", yp, scope.prefix, LimitError)
-        bdef, byp = self.blocks[block], ("blocks", block)
+        bdef, byp = self.blocks[block], self.block_yp[block]
         path = scope.path(name) if name else scope.prefix
         shape = self.g.nodes[x]["shape"]
         benv = dict(self.spec.params)
@@ -310,7 +317,7 @@ class _Expander:
         for k in with_:
             if k not in declared:
                 raise SpecError(f"block {block!r} has no argument {k!r} (arguments: {', '.join(declared) or 'none'})",
-                                self.spec.loc(yp + ("with", k), key=True), path)
+                                self.loc(yp + ("with", k), key=True), path)
         for k, default in declared.items():
             if k in with_:
                 v = with_[k]

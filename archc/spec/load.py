@@ -31,10 +31,34 @@ class Spec:
     params: dict = field(default_factory=dict)
     overrides: dict = field(default_factory=dict)
     text: str = field(default="", repr=False)
+    imports: list["Spec"] = field(default_factory=list, repr=False)
 
     @property
     def name(self) -> str:
-        return self.data["name"]
+        return self.data.get("name") or self.data["library"]
+
+    @property
+    def blocks(self) -> dict[str, tuple[dict, "Spec"]]:
+        """Every block this spec can call: its own and its imports', each with the spec that defines it."""
+        blocks = {}
+        for lib in self.imports:
+            for name, (bdef, origin) in lib.blocks.items():
+                if name in blocks and blocks[name][1] is not origin:
+                    raise SpecError(f"block {name!r} is defined both in {blocks[name][1].file} and in "
+                                    f"{origin.file}", origin.loc(("blocks", name), key=True))
+                blocks[name] = (bdef, origin)
+        for name, bdef in self.data.get("blocks", {}).items():
+            if name in blocks:
+                raise SpecError(f"block {name!r} is also defined in {blocks[name][1].file} (imported)",
+                                self.loc(("blocks", name), key=True))
+            blocks[name] = (bdef, self)
+        return blocks
+
+    def standalone(self) -> str:
+        """The spec as one YAML document with its imported blocks inlined (for checkpoints)."""
+        data = {k: v for k, v in self.data.items() if k != "import"}
+        data["blocks"] = {name: bdef for name, (bdef, _) in self.blocks.items()}
+        return yaml.safe_dump(data, sort_keys=False)
 
     def with_params(self, overrides: dict) -> "Spec":
         """A copy with spec parameters overridden (as `--set k=v` does). Unknown names are errors."""
@@ -48,7 +72,7 @@ class Spec:
                 raise SpecError(f"parameter {k!r} is {params[k]!r}; {v!r} does not fit", self.loc(("params", k)))
             params[k] = v
         return Spec(self.file, self.data, self.marks, self.key_marks, params, {**self.overrides, **overrides},
-                    self.text)
+                    self.text, self.imports)
 
     def loc(self, ypath: YPath, key: bool = False) -> Loc:
         """Where the value (or, with key=True, the key) at ypath was written; the nearest enclosing one if unknown."""
@@ -60,25 +84,60 @@ class Spec:
         return Loc(self.file, *self.marks.get(ypath, (1, 1)))
 
 
+MAX_IMPORT_DEPTH = 8
+
+
 def load(path: str | Path, overrides: dict | None = None) -> Spec:
     """Read, validate and parameterise the spec at `path`. Raises SpecError with a location."""
-    path = Path(path)
+    spec = _read(Path(path), None)
+    if "library" in spec.data:
+        raise SpecError(f"{spec.file} is a block library ({spec.name!r}): import it from a spec",
+                        spec.loc(("library",)))
+    return spec.with_params(overrides or {})
+
+
+def loads(text: str, file: str = "<string>", overrides: dict | None = None) -> Spec:
+    """A spec from text; `file` names it in messages and anchors its imports."""
+    return _parse(text, file, ()).with_params(overrides or {})
+
+
+def _read(path: Path, importer: tuple | None) -> Spec:
     file = str(path)
     try:
         if path.stat().st_size > MAX_BYTES:
             raise SpecError(f"spec larger than {MAX_BYTES} bytes", Loc(file, 1, 1))
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise SpecError(f"cannot read spec: {getattr(e, 'strerror', None) or e}", path=file) from None
-    return loads(text, file, overrides)
+        loc, what = importer[:2] if importer else (None, "spec")
+        raise SpecError(f"cannot read {what} {file}: {getattr(e, 'strerror', None) or e}", loc,
+                        None if loc else file) from None
+    return _parse(text, file, importer[2] if importer else ())
 
 
-def loads(text: str, file: str = "<string>", overrides: dict | None = None) -> Spec:
+def _parse(text: str, file: str, chain: tuple) -> Spec:
     data, marks, key_marks = _compose(text, file)
     spec = Spec(file, data, marks, key_marks, text=text)
     _validate(spec)
     spec.params = dict(data.get("params", {}))
-    return spec.with_params(overrides or {})
+    spec.imports = [_import(spec, i, ref, chain + (file,)) for i, ref in enumerate(data.get("import", []))]
+    spec.blocks  # conflicts between imported and own blocks are errors now, located
+    return spec
+
+
+def _import(spec: Spec, i: int, ref: str, chain: tuple) -> Spec:
+    """A block library named by `import:`, relative to the importing file and inside its folder."""
+    loc = spec.loc(("import", i))
+    base = Path(spec.file).resolve().parent
+    path = (base / ref).resolve()
+    if Path(ref).is_absolute() or base not in path.parents:
+        raise SpecError(f"import {ref!r} must be a relative path inside {base.name}/", loc)
+    if len(chain) > MAX_IMPORT_DEPTH or str(Path(spec.file).parent / ref) in chain or str(path) in map(
+            lambda f: str(Path(f).resolve()), chain):
+        raise SpecError(f"import {ref!r} forms a cycle or nests deeper than {MAX_IMPORT_DEPTH}", loc)
+    lib = _read(Path(spec.file).parent / ref, (loc, "import", chain))
+    if "library" not in lib.data:
+        raise SpecError(f"import {ref!r} is a spec, not a block library (`library: name`)", loc)
+    return lib
 
 
 def _compose(text: str, file: str):
