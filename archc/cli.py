@@ -39,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--set", action="extend", nargs="+", default=[], metavar="K=V",
                    help="override spec parameters: --set classes=10 width=2")
     c.add_argument("--json", action="store_true", help="print the analysis as JSON")
+    c.add_argument("--depth", type=int, metavar="N", help="group the table by the first N names (layer1.0)")
     c.add_argument("-o", "--output", metavar="FILE", help="save the built module as an archc checkpoint (.pt)")
     c.set_defaults(run=_compile)
 
@@ -86,7 +87,7 @@ def _compile(args) -> int:
 
     analysis = _analyze(args.spec, args.set)
     if not args.json:
-        print(report.table(analysis), flush=True)
+        print(report.table(analysis, args.depth), flush=True)
     import archc
 
     module = archc.build(analysis)

@@ -107,3 +107,11 @@ def test_analysis_does_not_import_torch():
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "[]"
+
+
+def test_depth_groups_the_table(capsys):
+    assert cli.main(["compile", "specs/resnet50.yaml", "--depth", "2"]) == 0
+    out = capsys.readouterr().out
+    row = next(line.split() for line in out.splitlines() if line.startswith("layer1.0 "))
+    assert row[1:3] == ["12", "ops"] and row[-2] == "75,008"  # 3 conv+bn, 3 relu, downsample conv+bn, add
+    assert not any(line.startswith("layer1.0.conv1") for line in out.splitlines())
