@@ -13,7 +13,8 @@ from pathlib import Path
 from archc.errors import ArchcError, ExprError, LimitError, ShapeError, SpecError
 from archc.spec.load import Spec
 
-__all__ = ["load", "analyze", "build", "fuse", "Spec", "ArchcError", "SpecError", "ShapeError", "ExprError", "LimitError"]
+__all__ = ["load", "analyze", "build", "fuse", "Spec",
+           "ArchcError", "SpecError", "ShapeError", "ExprError", "LimitError"]
 
 
 def load(path: str | Path, **params) -> Spec:

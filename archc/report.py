@@ -74,6 +74,9 @@ def comparison(analyses: list[Analysis]) -> str:
     rows = [(a.name, human(a.params_without_aux), human(a.macs), human(4 * a.activations, "B"),
              f"{a.macs / max(a.params_without_aux, 1):.1f}", _shape(a.outputs[0]["shape"])) for a in analyses]
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+
+    def fmt(r):
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+
     return "\n".join([fmt(head), "  ".join("-" * w for w in widths), *map(fmt, rows),
                       "", "params exclude auxiliary heads; activations are fp32 bytes of one image's forward pass"])

@@ -205,7 +205,8 @@ class _Expander:
             if k in SETTINGS:
                 named = isinstance(v, dict) and any(j in KINDS and j not in SETTINGS[k] for j in v)
             else:
-                named = k not in KINDS or isinstance(v, (str, list)) or isinstance(v, dict) and any(j in KINDS for j in v)
+                named = k not in KINDS or isinstance(v, (str, list)) or \
+                    isinstance(v, dict) and any(j in KINDS for j in v)
             if named:
                 return k, v
         return None, item

@@ -50,7 +50,7 @@ def fuse(model: ArchcModule) -> ArchcModule:
     g.remove_nodes_from([n for n, d in list(g.nodes(data=True)) if d["aux"]])
     run(g, INFERENCE)
     modules = {}
-    for n, d in g.nodes(data=True):
+    for _, d in g.nodes(data=True):
         if d["op"] == "input" or d["module"] in modules:
             continue
         if d["op"] == "conv_bn_act":

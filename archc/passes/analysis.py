@@ -21,9 +21,9 @@ def topo(g: nx.DiGraph) -> list[str]:
 def schedule_drop_path(g: nx.DiGraph) -> None:
     """Stochastic depth's linear rule: the l-th of L scheduled drop-paths drops with p = l / L * p_last."""
     scheduled = [n for n in topo(g) if "schedule" in g.nodes[n]]
-    for l, n in enumerate(scheduled, 1):
+    for depth, n in enumerate(scheduled, 1):
         _, p_last = g.nodes[n]["schedule"]
-        g.nodes[n]["attrs"] = {**g.nodes[n]["attrs"], "p": l / len(scheduled) * p_last}
+        g.nodes[n]["attrs"] = {**g.nodes[n]["attrs"], "p": depth / len(scheduled) * p_last}
 
 
 @register("verify")
@@ -59,7 +59,7 @@ def mark_aux(g: nx.DiGraph) -> None:
 @register("costs")
 def costs(g: nx.DiGraph) -> None:
     """Parameters, multiply-accumulates and activation elements (per image) of every node."""
-    for n, d in g.nodes(data=True):
+    for _, d in g.nodes(data=True):
         op, a = OPS[d["op"]], d["attrs"]
         in_shapes = [g.nodes[i]["shape"] for i in d["inputs"]]
         d["params"] = op.params(a, in_shapes, d["shape"])
