@@ -195,3 +195,11 @@ def test_construct_keys_as_names():
     assert "fractal.col2.0.0" in a.graph and "dense.1.0" in a.graph
     b = analyze("graph:\n  - {fractal: {columns: 2, body: [{conv: {out: 4, k: 1}}], drop_path: 0.1}}\n")
     assert "0.col2.0.0" in b.graph, "`drop_path` among a fractal's settings does not make its key a name"
+
+
+def test_sum_pooling_and_scaled_tanh():
+    a = analyze("graph:\n  - p: {avgpool: {k: 2, divisor: 1}}\n  - t: {tanh: {scale: 1.7159, slope: 2 / 3}}\n")
+    m = archc.build(a).eval()
+    x = torch.randn(2, 8, 16, 16)
+    want = 1.7159 * torch.tanh(2 / 3 * torch.nn.functional.avg_pool2d(x, 2) * 4)
+    torch.testing.assert_close(m(x), want)

@@ -151,6 +151,16 @@ def _module(name: str, **fixed):
     return build
 
 
+def _tanh_build(a, in_shapes):
+    import torch.nn as nn
+
+    if a["scale"] == a["slope"] == 1:
+        return nn.Tanh()
+    from archc.nn.layers import ScaledTanh
+
+    return ScaledTanh(a["scale"], a["slope"])
+
+
 def _same(a, in_shapes):
     return in_shapes[0]
 
@@ -164,7 +174,8 @@ def _pool_build(kind):
         k, s, p = pair(a["k"]), pair(a["stride"] or a["k"]), pair(a["pad"])
         if kind == "max":
             return nn.MaxPool2d(k, s, p, ceil_mode=a["ceil"])
-        return nn.AvgPool2d(k, s, p, ceil_mode=a["ceil"], count_include_pad=a["count_include_pad"])
+        return nn.AvgPool2d(k, s, p, ceil_mode=a["ceil"], count_include_pad=a["count_include_pad"],
+                            divisor_override=a["divisor"])
 
     return build
 
@@ -297,14 +308,17 @@ _OPS = [
     Op("relu", "ReLU.", _same, _module("ReLU")),
     Op("relu6", "ReLU6.", _same, _module("ReLU6")),
     Op("sigmoid", "Logistic sigmoid.", _same, _module("Sigmoid")),
-    Op("tanh", "Hyperbolic tangent.", _same, _module("Tanh")),
+    Op("tanh", "Hyperbolic tangent, scale * tanh(slope * x) (LeNet-5: 1.7159 tanh(2/3 x)).", _same, _tanh_build,
+       args={"scale": _float(1.0), "slope": _float(1.0)}),
     Op("softmax", "Softmax over channels.", _same, _module("Softmax", dim=1)),
     Op("lrn", "Local response normalisation across channels (AlexNet).", _same, _module("LocalResponseNorm"),
        args={"size": _int(), "alpha": _float(1e-4), "beta": _float(0.75), "k": _float(1.0)}),
     Op("maxpool", "Max pooling.", lambda a, i: _windowed("maxpool", a, i, i[0][0]), _pool_build("max"),
        args=_POOL_ARGS, window=_window),
     Op("avgpool", "Average pooling.", lambda a, i: _windowed("avgpool", a, i, i[0][0]), _pool_build("avg"),
-       args={**_POOL_ARGS, "count_include_pad": _bool(True)}, window=_window),
+       args={**_POOL_ARGS, "count_include_pad": _bool(True),
+             "divisor": _int(None, doc="divide window sums by this instead of the window size (1: sum pooling)")},
+       window=_window),
     Op("adaptive_avgpool", "Adaptive average pooling to a fixed [h, w].", _adaptive_shape,
        _adaptive_build, args={"size": _int2()}, window=_adaptive_window),
     Op("gap", "Global average pooling: [C,H,W] -> [C,1,1].",

@@ -63,6 +63,20 @@ class DropPath(nn.Module):
         return f"p={self.p}"
 
 
+class ScaledTanh(nn.Module):
+    """scale * tanh(slope * x): LeNet-5's squashing function with scale 1.7159 and slope 2/3."""
+
+    def __init__(self, scale: float, slope: float):
+        super().__init__()
+        self.scale, self.slope = scale, slope
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * torch.tanh(self.slope * x)
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}, slope={self.slope}"
+
+
 class PadChannels(nn.Module):
     def __init__(self, out: int):
         super().__init__()
