@@ -69,3 +69,17 @@ def test_fused_state_dict_holds_folded_weights():
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
     torch.testing.assert_close(fused.state_dict()["layer1.0.conv1.weight"],
                                model.get_submodule("layer1.0.conv1").weight * scale.view(-1, 1, 1, 1))
+
+
+def test_modules_export():
+    """Built and fused modules trace and export like any nn.Module (the executor is plain Python over a
+    static plan), so archc models deploy through TorchScript or torch.export."""
+    model = randomise_bn(archc.build("specs/resnet18.yaml")).eval()
+    fused = archc.fuse(model)
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        want = model(x)
+        exported = torch.export.export(fused, (x,)).module()
+        torch.testing.assert_close(exported(x), want, rtol=1e-4, atol=1e-4)
+        traced = torch.jit.trace(model, x)
+        torch.testing.assert_close(traced(x), want)
