@@ -48,6 +48,13 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--set", action="extend", nargs="+", default=[], metavar="K=V")
     v.set_defaults(run=_validate)
 
+    d = sub.add_parser("dot", help="write the graph as Graphviz DOT (render: dot -Tsvg)")
+    d.add_argument("spec")
+    d.add_argument("--set", action="extend", nargs="+", default=[], metavar="K=V")
+    d.add_argument("--depth", type=int, metavar="N", help="one box per module group (layer1.0)")
+    d.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    d.set_defaults(run=_dot)
+
     m = sub.add_parser("compare", help="compare specs: parameters, MACs, activation memory")
     m.add_argument("specs", nargs="+")
     m.add_argument("--json", action="store_true")
@@ -113,6 +120,18 @@ def _validate(args) -> int:
 
     for path in args.specs:
         print(f"{path}: ok: {report.summary(_analyze(path, args.set))}")
+    return EXIT_OK
+
+
+def _dot(args) -> int:
+    from archc.dot import to_dot
+
+    text = to_dot(_analyze(args.spec, args.set), args.depth)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text)
+    else:
+        print(text, end="")
     return EXIT_OK
 
 

@@ -115,3 +115,16 @@ def test_depth_groups_the_table(capsys):
     row = next(line.split() for line in out.splitlines() if line.startswith("layer1.0 "))
     assert row[1:3] == ["12", "ops"] and row[-2] == "75,008"  # 3 conv+bn, 3 relu, downsample conv+bn, add
     assert not any(line.startswith("layer1.0.conv1") for line in out.splitlines())
+
+
+def test_dot_output(tmp_path, capsys):
+    f = tmp_path / "g.dot"
+    assert cli.main(["dot", "specs/googlenet.yaml", "--depth", "1", "-o", str(f)]) == 0
+    text = f.read_text()
+    assert text.startswith('digraph "googlenet" {') and text.rstrip().endswith("}")
+    assert '"inception4a" -> "aux1";' in text and '"inception4a" -> "inception4b";' in text
+    assert '"aux1" [label="aux1\\n9 ops  1000"' in text and "dashed" in text
+    assert cli.main(["dot", "specs/squeezenet1_1.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert '"features.3.squeeze_activation" -> "features.3.expand1x1";' in out
+    assert '"features.3.expand3x3_activation" -> "features.3.~concat";' in out
