@@ -18,6 +18,7 @@ __all__ = ["load", "analyze", "build", "fuse", "Spec",
 
 
 def load(path: str | Path, **params) -> Spec:
+    """Read and validate a spec, overriding its `params:` (as `--set`)."""
     from archc.spec.load import load as _load
 
     return _load(path, params)
@@ -30,6 +31,7 @@ def _spec(spec_or_path, params) -> Spec:
 
 
 def analyze(spec_or_path, check: bool = True, **params):
+    """Expand and analyse a spec; with `check`, its `expect:` figures must hold (unless parameters changed)."""
     from archc.analysis import Analysis
     from archc.ir.expand import expand
     from archc.passes import ANALYSIS, run
@@ -42,10 +44,11 @@ def analyze(spec_or_path, check: bool = True, **params):
 
 
 def build(spec_or_path, **params):
+    """An nn.Module from a spec path, a Spec or an Analysis; `module.analysis` keeps its figures and graph."""
+    from archc.analysis import Analysis
     from archc.nn.module import ArchcModule
 
-    analysis = spec_or_path if hasattr(spec_or_path, "graph") and hasattr(spec_or_path, "spec") \
-        else analyze(spec_or_path, **params)
+    analysis = spec_or_path if isinstance(spec_or_path, Analysis) else analyze(spec_or_path, **params)
     module = ArchcModule(analysis.graph)
     module.analysis = analysis
     return module
