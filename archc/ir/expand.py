@@ -382,19 +382,18 @@ class _Expander:
     def shortcut(self, spec, yp, env, x: str, body: str, scope: Scope) -> str:
         if spec == "identity":
             return x
-        if spec == "auto" or isinstance(spec, dict) and "auto" in spec and len(spec) <= 2 and \
-                set(spec) <= {"auto", "bn"}:
+        if spec == "auto" or isinstance(spec, dict) and "auto" in spec:  # {auto: name, bn: bool}
             xs, bs = self.g.nodes[x]["shape"], self.g.nodes[body]["shape"]
             if xs == bs:
                 return x
             if len(xs) != 3 or len(bs) != 3 or xs[1] % bs[1] or xs[2] % bs[2] or xs[1] // bs[1] != xs[2] // bs[2]:
                 raise self.error(f"no 1x1 projection maps {list(xs)} to {list(bs)}", yp, scope.prefix, ShapeError)
             pscope = scope.child(spec["auto"] if isinstance(spec, dict) else "downsample")
-            stride = xs[1] // bs[1]
-            s = self.add("conv", {"out": bs[0], "k": 1, "stride": stride, "pad": 0, "dilation": 1, "groups": 1,
-                                  "bias": False}, [x], pscope.path(pscope.take()), yp)
+            conv = self.op_args("conv", {"out": bs[0], "k": 1, "stride": xs[1] // bs[1], "bias": False}, yp, env,
+                                pscope.prefix)
+            s = self.add("conv", conv, [x], pscope.path(pscope.take()), yp)
             if not isinstance(spec, dict) or spec.get("bn", True):
-                s = self.add("bn", {"eps": 1e-5, "momentum": 0.1, "affine": True}, [s], pscope.path(pscope.take()), yp)
+                s = self.add("bn", self.op_args("bn", {}, yp, env, pscope.prefix), [s], pscope.path(pscope.take()), yp)
             return s
         name, node = self.split(spec)
         return self.emit(node, yp, env, x, scope, name)
