@@ -435,16 +435,22 @@ def archc_row(batch, dtype_name, device, timer):
         fused = archc.fuse(model).to(dtype=dtype)  # BN folded from the fp32 parameters, then cast
         eager = model.to(dtype=dtype, memory_format=torch.channels_last)
         xd = x.to(dtype).contiguous(memory_format=torch.channels_last)
-        row.eager_err = rel_err(eager(xd), expect)
-        try:
-            row.err = rel_err(fused(xd), expect)
-        except Exception:
-            print("  [fused] archc resnet50 failed:\n" + traceback.format_exc(limit=8), flush=True)
-    timer.measure(row, "fused", lambda: fused(xd), rep_ms=400)
-    timer.measure(row, "eager", lambda: eager(xd), rep_ms=400)
-    if isinstance(row.ms.get("fused"), float):
-        row.note = f"{batch / row.ms['fused'] * 1e3:.0f} img/s fused"
+    check_and_time_model(row, fused, eager, xd, expect, timer)
     return row
+
+
+def check_and_time_model(row, fused, eager, x, expect, timer):
+    """Errors of both against the fp32 output, then times (~20 ms a call: enough samples for a median)."""
+    with torch.no_grad():
+        row.eager_err = rel_err(eager(x), expect)
+        try:
+            row.err = rel_err(fused(x), expect)
+        except Exception:
+            print(f"  [fused] {row.name} failed:\n" + traceback.format_exc(limit=8), flush=True)
+    timer.measure(row, "fused", lambda: fused(x), rep_ms=400)
+    timer.measure(row, "eager", lambda: eager(x), rep_ms=400)
+    if isinstance(row.ms.get("fused"), float):
+        row.note = f"{x.shape[0] / row.ms['fused'] * 1e3:.0f} img/s fused"
 
 
 def resnet_row(batch, dtype_name, device, timer):
@@ -457,15 +463,7 @@ def resnet_row(batch, dtype_name, device, timer):
         expect = model(x.float())
         fused = model.fused(dtype)  # folded from the fp32 parameters, before the cast below
         eager = model.to(dtype).to(memory_format=torch.channels_last)
-        row.eager_err = rel_err(eager(x), expect)
-        try:
-            row.err = rel_err(fused(x), expect)
-        except Exception:
-            print("  [fused] resnet50 failed:\n" + traceback.format_exc(limit=8), flush=True)
-    timer.measure(row, "fused", lambda: fused(x), rep_ms=400)  # ~20 ms a call: enough samples for a median
-    timer.measure(row, "eager", lambda: eager(x), rep_ms=400)
-    if isinstance(row.ms.get("fused"), float):
-        row.note = f"{batch / row.ms['fused'] * 1e3:.0f} img/s fused"
+    check_and_time_model(row, fused, eager, x, expect, timer)
     return row, (eager, (x,))
 
 
