@@ -7,8 +7,11 @@ from functools import cached_property
 
 import networkx as nx
 
+from archc.ir.ops import OPS
 from archc.passes.analysis import topo
 from archc.spec.load import Spec
+
+WEIGHT_LAYERS = {"conv", "linear", "conv_bn_act"}
 
 
 @dataclass
@@ -51,6 +54,34 @@ class Analysis:
     def activations(self) -> int:
         """Elements of every op output in one image's inference forward (views excluded, input included)."""
         return sum(d["activations"] for _, d in self.nodes() if not d["aux"])
+
+    @property
+    def peak_activations(self) -> int:
+        """Most elements alive at once in one image's inference forward pass that frees every value after
+        its last use, as ArchcModule does (views share their input's storage; the input counts)."""
+        order = [(n, d) for n, d in self.nodes() if not d["aux"]]
+        owner, last = {}, {}
+        for step, (n, d) in enumerate(order):
+            owner[n] = owner[d["inputs"][0]] if OPS[d["op"]].view and d["inputs"] else n
+            for i in d["inputs"]:
+                last[owner[i]] = step
+        last[owner[self.graph.graph["outputs"][0]["node"]]] = len(order)
+        live = peak = 0
+        for step, (n, d) in enumerate(order):
+            live += d["activations"] if owner[n] == n else 0
+            peak = max(peak, live)
+            live -= sum(self.graph.nodes[o]["activations"] for o in {owner[i] for i in d["inputs"]}
+                        if last.get(o) == step)
+        return peak
+
+    @property
+    def depth(self) -> int:
+        """Weight layers (conv, linear) on the longest path through the inference graph: ResNet-50's 50."""
+        longest = {}
+        for n, d in self.nodes():
+            if not d["aux"]:
+                longest[n] = max((longest[i] for i in d["inputs"]), default=0) + (d["op"] in WEIGHT_LAYERS)
+        return longest[self.graph.graph["outputs"][0]["node"]]
 
     @property
     def outputs(self) -> list[dict]:
@@ -96,6 +127,7 @@ class Analysis:
         return {"name": self.name, "file": self.spec.file, "params": self.params,
                 "params_without_aux": self.params_without_aux, "macs": self.macs,
                 "activations": self.activations, "activation_bytes_fp32": 4 * self.activations,
+                "peak_activations": self.peak_activations, "depth": self.depth,
                 "receptive_field": self.receptive_field, "input": self.input_shape,
                 "outputs": self.outputs, "warnings": [str(w) for w in self.warnings],
                 "layers": self.layers()}

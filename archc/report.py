@@ -64,19 +64,24 @@ def summary(a: Analysis, long: bool = False) -> str:
         f"MACs         {a.macs:,} ({human(a.macs)}MACs) per image, conv and linear multiply-accumulates",
         f"activations  {a.activations:,} values per image ({human(4 * a.activations, 'B')} in fp32): "
         "every op output of one inference forward pass, input included, views excluded",
+        f"peak memory  {a.peak_activations:,} values alive at once ({human(4 * a.peak_activations, 'B')} in fp32), "
+        "freeing each value after its last use",
+        f"depth        {a.depth} weight layers (conv, linear) on the longest path",
         f"receptive    {_rf(a)} px at the output (jump {a.receptive_field['jump'][0]})",
         f"outputs      {outs}",
     ])
 
 
 def comparison(analyses: list[Analysis]) -> str:
-    head = ("name", "params", "MACs", "activations", "MACs/param", "output")
-    rows = [(a.name, human(a.params_without_aux), human(a.macs), human(4 * a.activations, "B"),
-             f"{a.macs / max(a.params_without_aux, 1):.1f}", _shape(a.outputs[0]["shape"])) for a in analyses]
+    head = ("name", "depth", "params", "MACs", "activations", "peak", "MACs/param", "output")
+    rows = [(a.name, str(a.depth), human(a.params_without_aux), human(a.macs), human(4 * a.activations, "B"),
+             human(4 * a.peak_activations, "B"), f"{a.macs / max(a.params_without_aux, 1):.1f}",
+             _shape(a.outputs[0]["shape"])) for a in analyses]
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
 
     def fmt(r):
         return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
 
     return "\n".join([fmt(head), "  ".join("-" * w for w in widths), *map(fmt, rows),
-                      "", "params exclude auxiliary heads; activations are fp32 bytes of one image's forward pass"])
+                      "", "depth: weight layers on the longest path; params exclude auxiliary heads; activations: fp32 "
+                      "bytes of all op outputs of one image's forward pass; peak: most of them alive at once"])

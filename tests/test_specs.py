@@ -97,3 +97,17 @@ def test_torchvision_state_dict(path, built):
     assert m.analysis.params_without_aux == tv.get("params_without_aux", tv["params"])
     if "macs" in tv:
         assert m.analysis.macs == tv["macs"]
+
+
+PUBLISHED_DEPTH = {"alexnet_2012": 8, "alexnet": 8, "zfnet": 8, "vgg16": 16, "vgg19": 19, "googlenet": 22,
+                   "resnet18": 18, "resnet34": 34, "resnet50": 50, "resnet101": 101, "resnet152": 152,
+                   "densenet121": 121, "densenet_bc100": 100, "preact_resnet164": 164,
+                   "stochastic_depth_resnet110": 110, "nin_imagenet": 12, "squeezenet1_0": 18}
+
+
+def test_depth_is_the_published_layer_count(path):
+    """The static longest-path count of weight layers is the number in the architecture's name."""
+    a = archc.analyze(path)
+    if a.name not in PUBLISHED_DEPTH:
+        pytest.skip("no published depth to check")
+    assert a.depth == PUBLISHED_DEPTH[a.name]

@@ -350,7 +350,7 @@ _OPS = [
        macs=lambda a, i, o: _conv_macs(a, i[:1], o), window=lambda a, i: _window(a, i[:1]), arity=None,
        internal=True),
     Op("input", "The network input.", lambda a, i: tuple(a["shape"]), lambda a, i: None, arity=0,
-       view=True, internal=True),
+       internal=True),
 ]
 
 OPS: dict[str, Op] = {op.name: op for op in _OPS}
