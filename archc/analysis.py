@@ -58,14 +58,16 @@ class Analysis:
     @property
     def peak_activations(self) -> int:
         """Most elements alive at once in one image's inference forward pass that frees every value after
-        its last use, as ArchcModule does (views share their input's storage; the input counts)."""
+        its last use, as ArchcModule does. Views share their input's storage; the input stays alive (the
+        caller holds it)."""
         order = [(n, d) for n, d in self.nodes() if not d["aux"]]
         owner, last = {}, {}
         for step, (n, d) in enumerate(order):
             owner[n] = owner[d["inputs"][0]] if OPS[d["op"]].view and d["inputs"] else n
             for i in d["inputs"]:
                 last[owner[i]] = step
-        last[owner[self.graph.graph["outputs"][0]["node"]]] = len(order)
+        for held in (self.graph.graph["outputs"][0]["node"], self.graph.graph["input"]):
+            last[owner[held]] = len(order)
         live = peak = 0
         for step, (n, d) in enumerate(order):
             live += d["activations"] if owner[n] == n else 0

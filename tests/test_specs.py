@@ -111,3 +111,31 @@ def test_depth_is_the_published_layer_count(path):
     if a.name not in PUBLISHED_DEPTH:
         pytest.skip("no published depth to check")
     assert a.depth == PUBLISHED_DEPTH[a.name]
+
+
+def test_peak_activations_match_a_real_forward_pass(path, built):
+    """The static peak equals the most output storage alive at once in a real eval forward pass,
+    tracked through forward hooks and storage finalizers."""
+    import weakref
+
+    m = built(path).eval()
+    live, peak = {}, [0]
+    x = torch.randn(1, *m.analysis.input_shape)
+    live[x.untyped_storage().data_ptr()] = x.numel()
+
+    def hook(mod, args, out):
+        key = out.untyped_storage().data_ptr()
+        if key not in live:  # a new storage (a view's is already live); addresses are reused once freed
+            live[key] = out.untyped_storage().nbytes() // out.element_size()
+            weakref.finalize(out.untyped_storage(), live.pop, key, None)
+        peak[0] = max(peak[0], sum(live.values()))
+
+    handles = [mod.register_forward_hook(hook) for mod in {id(v): v for v in m.node_modules().values()}.values()]
+    try:
+        with torch.no_grad():
+            out = m(x)
+    finally:
+        for h in handles:
+            h.remove()
+    del out
+    assert peak[0] == m.analysis.peak_activations

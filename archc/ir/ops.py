@@ -40,7 +40,7 @@ class Op:
     macs: Callable[[dict, list[Shape], Shape], int] = lambda a, i, o: 0
     window: Callable[[dict, list[Shape]], tuple] | None = None  # -> (k, s, d, p) per axis, for the receptive field
     arity: int | None = 1  # None: any number of inputs >= 1 (joins)
-    view: bool = False  # output aliases its input (flatten, identity): not counted as activation memory
+    view: bool = False  # in inference the output aliases its input (flatten, dropout): no activation memory
     internal: bool = False  # created by constructs, not writable as an op in a spec
     stateful: bool = False  # has parameters or buffers: its name must be unique in its scope
 
@@ -324,9 +324,10 @@ _OPS = [
     Op("gap", "Global average pooling: [C,H,W] -> [C,1,1].",
        lambda a, i: (_spatial("gap", i)[0], 1, 1),
        lambda a, i: _adaptive_build({"size": 1}, i), window=_global_window),
-    Op("dropout", "Dropout (train mode only).", _same, _module("Dropout"), args={"p": _prob(0.5)}),
+    Op("dropout", "Dropout (train mode only).", _same, _module("Dropout"), args={"p": _prob(0.5)},
+       view=True),
     Op("drop_path", "Drop the whole input per sample with probability p (train mode only), scaling survivors.",
-       _same, _drop_path_build, args={"p": _prob()}),
+       _same, _drop_path_build, args={"p": _prob()}, view=True),
     Op("linear", "Fully connected layer.", _linear_shape, _linear_build,
        args={"out": _int(doc="output features"), "bias": _bool(True)},
        params=lambda a, i, o: i[0][0] * a["out"] + (a["out"] if a["bias"] else 0),
