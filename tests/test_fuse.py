@@ -65,7 +65,7 @@ def test_fused_state_dict_holds_folded_weights():
     keys = set(fused.state_dict())
     assert "layer1.0.conv1.weight" in keys and "layer1.0.conv1.bias" in keys
     assert not any(".bn" in k for k in keys)
-    bn = model.layer1[0].bn1 if hasattr(model.layer1, "__getitem__") else model.get_submodule("layer1.0.bn1")
+    bn = model.get_submodule("layer1.0.bn1")
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
     torch.testing.assert_close(fused.state_dict()["layer1.0.conv1.weight"],
                                model.get_submodule("layer1.0.conv1").weight * scale.view(-1, 1, 1, 1))

@@ -42,8 +42,7 @@ def _run_with_hooks(module, x):
     nodes_of = {}
     for node, mod in module.node_modules().items():
         nodes_of.setdefault(id(mod), []).append(node)
-    steps = [node for node, _ in module.node_modules().items()]
-    active = set(n for n in steps if module.training or not module.graph.nodes[n]["aux"])
+    active = {n for n in module.node_modules() if module.training or not module.graph.nodes[n]["aux"]}
     seen, handles = {}, []
     calls = {}
 
