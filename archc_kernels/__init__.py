@@ -5,8 +5,8 @@ plain PyTorch (``reference``) everywhere else. Importing this package does not
 import Triton; the Triton path is loaded on its first use.
 """
 from .bottleneck import bottleneck
-from .dispatch import backend_for, conv_bn_act, route
+from .dispatch import ConvBNAct, backend_for, conv_bn_act, route
 from .fold import fold_bn, fold_weight
 from .reference import ACTIVATIONS
 
-__all__ = ["ACTIVATIONS", "backend_for", "bottleneck", "conv_bn_act", "fold_bn", "fold_weight", "route"]
+__all__ = ["ACTIVATIONS", "ConvBNAct", "backend_for", "bottleneck", "conv_bn_act", "fold_bn", "fold_weight", "route"]

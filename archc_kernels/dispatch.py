@@ -16,7 +16,9 @@ from . import env, reference
 from .shapes import conv_output_hw, extent, pair
 
 TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-MIN_GROUP_WIDTH = 16  # tl.dot tiles are at least 16 wide: narrower groups waste most of every tile
+# Grouped convs with fewer output channels per group than the implicit GEMM's narrowest tile (64) run the kernel
+# whose tiles span whole groups instead of masking most of each tile.
+MIN_GROUP_WIDTH = 64
 MAX_EXTENT = 2**31  # the kernels index elements with int32
 
 
@@ -82,10 +84,6 @@ class _Call:
         return shape
 
 
-def _narrow_groups(c: _Call) -> bool:
-    return c.groups > 1 and min(c.x.shape[1], c.weight.shape[0]) // c.groups < MIN_GROUP_WIDTH
-
-
 def _too_large(c: _Call) -> bool:
     n, cout, oh, ow = c.out_shape
     return max([n * cout * oh * ow] + [extent(t) for t in c.tensors()]) >= MAX_EXTENT
@@ -101,7 +99,6 @@ DECLINE = (
      "autograd: the kernels have no backward"),
     (lambda c: c.x.dtype == torch.bfloat16 and env.interpreting(),
      "the Triton interpreter computes bfloat16 dots wrongly (triton #11584)"),
-    (_narrow_groups, f"groups narrower than {MIN_GROUP_WIDTH} channels waste most of each tl.dot tile"),
     (_too_large, "a tensor spans 2**31 elements or more (the kernels index with int32)"),
 )
 
@@ -112,8 +109,26 @@ def _is_gemm(c: _Call) -> bool:
             and c.groups == 1 and c.x.is_contiguous(memory_format=torch.channels_last))
 
 
+def _is_depthwise(c: _Call) -> bool:
+    return c.groups > 1 and c.groups == c.x.shape[1]
+
+
+def _narrow_groups(c: _Call) -> bool:
+    return c.groups > 1 and c.weight.shape[0] // c.groups < MIN_GROUP_WIDTH
+
+
+# (predicate, kernel, why), in order, for calls no DECLINE rule sent to the reference; the last always holds.
+KERNELS = (
+    (_is_gemm, "triton.gemm1x1", "1x1 stride-1 conv over channels_last input"),
+    (_is_depthwise, "triton.depthwise", "depthwise: direct kernel"),
+    (_narrow_groups, "triton.grouped", f"fewer than {MIN_GROUP_WIDTH} output channels per group: tiles span groups"),
+    (lambda c: True, "triton.conv", "implicit GEMM"),
+)
+
+
 def route(x, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1, groups=1, residual=None):
-    """(implementation, why): implementation is "reference", "triton.gemm1x1" or "triton.conv"."""
+    """(implementation, why): "reference" or the Triton kernel module ("triton.gemm1x1", "triton.depthwise",
+    "triton.grouped", "triton.conv") that computes this call."""
     backend = backend_for(x)
     if backend == "reference":
         return "reference", "backend is reference"
@@ -121,9 +136,7 @@ def route(x, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1,
     for declines, reason in DECLINE:
         if declines(call):
             return "reference", reason
-    if _is_gemm(call):
-        return "triton.gemm1x1", "1x1 stride-1 conv over channels_last input"
-    return "triton.conv", "implicit GEMM"
+    return next((name, why) for applies, name, why in KERNELS if applies(call))
 
 
 def _implementation(name):
@@ -146,3 +159,54 @@ def conv_bn_act(x, weight, scale=None, shift=None, *, stride=1, padding=0, dilat
                     groups=groups, residual=residual)
     return _implementation(name)(x, weight, scale, shift, stride=stride, padding=padding, dilation=dilation,
                                  groups=groups, act=act, residual=residual)
+
+
+class ConvBNAct:
+    """``conv_bn_act`` with its weight, scale, shift, conv arguments and activation fixed, routed once per kind
+    of input rather than on every call.
+
+    The first call with a new kind of input — shape, strides, dtype, device, residual, grad mode,
+    ``ARCHC_KERNELS`` — picks the implementation as ``route`` does and prepares its launch (on a GPU the
+    autotuner's pick is then kept); later calls with such an input allocate the output and launch.
+    Tensors are held by reference, and an in-place change to one of them prepares the launch again.
+    """
+
+    MAX_PLANS = 64  # kinds of input kept; more (say, every batch size) starts the cache afresh
+
+    def __init__(self, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1, groups=1, act="relu"):
+        self.weight, self.scale, self.shift = weight, scale, shift
+        self.conv = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+        self.act = reference.activation_name(act)
+        self._plans = {}
+
+    def route(self, x, residual=None):
+        """(implementation, why) for this input, as ``route``."""
+        return route(x, self.weight, self.scale, self.shift, residual=residual, **self.conv)
+
+    def __call__(self, x, residual=None):
+        tensors = (self.weight, self.scale, self.shift)
+        key = (env.raw_backend(), torch.is_grad_enabled(), x.shape, x.stride(), x.dtype, x.device, x.requires_grad,
+               *(None if t is None else (t._version, t.requires_grad) for t in tensors),
+               None if residual is None else (residual.shape, residual.stride(), residual.dtype, residual.device,
+                                              residual.requires_grad))
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) >= self.MAX_PLANS:
+                self._plans.clear()
+            plan = self._plans[key] = self._prepare(x, residual)
+        return plan(x, residual)
+
+    def _prepare(self, x, residual):
+        name, _ = self.route(x, residual)
+        if name == "reference":
+            return self._reference
+        module = importlib.import_module(f"{__package__}.{name}")
+        return module.plan(x, self.weight, self.scale, self.shift, act=self.act, residual=residual, **self.conv)
+
+    def _reference(self, x, residual):
+        return reference.conv_bn_act(x, self.weight, self.scale, self.shift, act=self.act, residual=residual,
+                                     **self.conv)
+
+    def __repr__(self):
+        o, i, kh, kw = self.weight.shape
+        return f"ConvBNAct({i * self.conv['groups']}, {o}, kernel_size=({kh}, {kw}), act={self.act}, {self.conv})"

@@ -6,6 +6,11 @@ TUNE = "ARCHC_KERNELS_TUNE"      # "0": one fixed Triton config instead of autot
 BACKENDS = ("reference", "triton")
 
 
+def raw_backend() -> str | None:
+    """ARCHC_KERNELS as set (unchecked): cheap enough to read on every call."""
+    return os.environ.get(BACKEND)
+
+
 def forced_backend() -> str | None:
     """The backend ARCHC_KERNELS forces, or None to choose per tensor."""
     value = os.environ.get(BACKEND, "").strip().lower()

@@ -14,15 +14,18 @@ sys.path.insert(0, str(ROOT))
 def main() -> None:
     import triton
 
-    from archc_kernels.triton import aot, conv, gemm1x1
+    import importlib
+
+    from archc_kernels.triton import aot
 
     lines = ["| kernel | dtype | BLOCK_M x N x K | stages | warps | shared KiB | fits sm_90 | tensor cores (mma) | "
              "pipelined loads (cp.async) | compile s |", "|---|---|---|---:|---:|---:|---|---|---|---:|"]
     failures = 0
-    for name, module in (("conv", conv), ("gemm1x1", gemm1x1)):
+    for name in aot.TYPICAL:
+        module = importlib.import_module(f"archc_kernels.triton.{name}")
         for dtype in ("fp16", "bf16", "fp32"):
             for cfg in [*module.CONFIGS, module.DEFAULT]:
-                k = cfg.kwargs
+                k = {"BLOCK_K": "-", **cfg.kwargs}
                 t = time.perf_counter()
                 try:
                     c = aot.compile_for(module._kernel, name, dtype, cfg)

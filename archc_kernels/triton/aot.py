@@ -14,20 +14,26 @@ from triton.compiler import ASTSource
 HOPPER = GPUTarget("cuda", 90, 32)
 SHARED_MEMORY = {90: 232448}  # bytes per block on sm_90 (H100/H200) with the opt-in carve-out
 
-# Per kernel: arguments equal to 1, and integer arguments divisible by 16, in a typical call.
+# Per kernel module: arguments equal to 1, and integer arguments divisible by 16, in a typical call
+# (ResNet-50's convs; ResNeXt-50's 3x3 with 4 channels per group; MobileNetV2's 3x3 depthwise).
 TYPICAL = {
     "conv": ({"sxc": 1, "swi": 1}, {"CIN_G", "COUT_G", "COUT", "sxn", "sxh", "sxw", "swo", "swh", "sww"}),
     "gemm1x1": ({"swk": 1}, {"COUT", "CIN", "swn"}),
+    "grouped": ({"sxc": 1}, {"CIN", "COUT", "sxn", "sxh", "sxw"}),
+    "depthwise": ({"sxc": 1, "sww": 1, "MULT": 1}, {"COUT", "sxn", "sxh", "sxw"}),
 }
+# Per kernel module: constexprs its host launcher derives from the shape (grouped: 4 channels per group).
+DERIVED = {"grouped": lambda: __import__(f"{__package__}.grouped", fromlist=["tiling"]).tiling(4, 4)}
 
 
 def compile_for(kernel, name: str, dtype: str, config: triton.Config, target=HOPPER, **flags):
-    """Kernel `name` ("conv" or "gemm1x1") compiled for pointer dtype `dtype` ("fp16", "bf16", "fp32"), tile
+    """Kernel `name` (a key of TYPICAL) compiled for pointer dtype `dtype` ("fp16", "bf16", "fp32"), tile
     `config` and epilogue `flags` (HAS_SCALE, HAS_SHIFT, HAS_RES, ACT, PRECISION; default: shift,
     residual, relu), specialised as in a typical call."""
     ones, divisible = TYPICAL[name]
     flags = {"HAS_SCALE": False, "HAS_SHIFT": True, "HAS_RES": True, "ACT": 1,
-             "PRECISION": "ieee" if dtype == "fp32" else "tf32", **flags, **config.kwargs, **ones}
+             "PRECISION": "ieee" if dtype == "fp32" else "tf32", **DERIVED.get(name, dict)(), **flags,
+             **config.kwargs, **ones}
     signature = {p.name: "constexpr" if p.is_constexpr or p.name in ones else
                  "*" + dtype if p.name.endswith("_ptr") else "i32" for p in kernel.params}
     index = kernel.arg_names.index

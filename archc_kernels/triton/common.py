@@ -5,6 +5,7 @@ import triton.language as tl
 import triton.testing
 
 from .. import env
+from ..shapes import conv_output_hw
 
 # Activation name -> the ACT code the epilogue switches on (names as in reference.ACTIVATIONS).
 ACT_CODES = {"none": 0, "relu": 1, "relu6": 2, "sigmoid": 3, "tanh": 4}
@@ -62,6 +63,7 @@ def tile_config(block_m, block_n, block_k, stages, warps, group_m=8):
 
 # The interpreter runs programs one by one: few, small tiles; BLOCK_K = 16 exercises the K loop.
 INTERPRETER_CONFIG = tile_config(32, 32, 16, 1, 4, group_m=2)
+INTERPRETER_CONFIGS = {}  # kernel -> its own interpreter config, for kernels whose tiles differ
 
 
 def quick_bench(fn, quantiles):
@@ -73,15 +75,42 @@ def autotuned(kernel, configs, key):
     return triton.autotune(configs=configs, key=key, do_bench=quick_bench)(kernel)
 
 
-def launch(kernel, tuned, grid, args, flags, config, default):
-    """Run ``kernel`` with ``config``; None: the interpreter's config, the autotuner, or ``default``."""
-    if config is None and env.interpreting():
-        config = INTERPRETER_CONFIG
-    if config is None and env.tuning():
-        tuned[grid](*args, **flags)
-        return
-    config = config or default
-    kernel[grid](*args, **flags, **config.kwargs, num_warps=config.num_warps, num_stages=config.num_stages)
+class Plan:
+    """One kernel launch with everything but the tensors' data fixed: a host launcher's checks, derived operands,
+    sizes and flags are computed once, the tile config is chosen on the first call and kept.
+
+    ``plan(x, residual=None, out=None)`` runs it on an ``x`` with the shape and strides it was prepared for.
+    ``config`` None: the interpreter's config, the autotuner's choice (kept after the first call), or ``default``.
+    """
+
+    def __init__(self, kernel, tuned, grid, out_shape, operands, sizes, flags, config, default):
+        self.kernel, self.tuned, self.grid_of = kernel, tuned, grid
+        self.out_shape, self.operands, self.sizes, self.flags = out_shape, operands, sizes, flags
+        if config is None and env.interpreting():
+            config = INTERPRETER_CONFIGS.get(kernel, INTERPRETER_CONFIG)
+        if config is None and not env.tuning():
+            config = default
+        self.config = None
+        if config is not None:
+            self.fix(config)
+
+    def fix(self, config):
+        self.config, self.grid = config, self.grid_of(config.kwargs)
+        self.options = {**self.flags, **config.kwargs, "num_warps": config.num_warps,
+                        "num_stages": config.num_stages}
+
+    def __call__(self, x, residual=None, out=None):
+        out = output(x, self.out_shape, out)
+        if out.numel() == 0:
+            return out
+        args = (x, self.operands[0], self.operands[1], self.operands[2], residual_operand(residual, out), out,
+                *self.sizes)
+        if self.config is None:  # first call on a GPU: the autotuner times every config, then we keep its pick
+            self.tuned[self.grid_of](*args, **self.flags)
+            self.fix(self.tuned.best_config)
+            return out
+        self.kernel[self.grid](*args, **self.options)
+        return out
 
 
 def epilogue_flags(x, scale, shift, residual, act):
@@ -93,6 +122,23 @@ def dot_precision(dtype) -> str:
     """fp32 dots follow PyTorch's conv policy: IEEE unless torch.backends.cudnn.allow_tf32 allows TF32.
     fp16 / bf16 dots ignore the setting; they get Triton's default ("tf32")."""
     return "ieee" if dtype == torch.float32 and not torch.backends.cudnn.allow_tf32 else "tf32"
+
+
+def check_weight(x, weight, groups):
+    """A [Cout, Cin/groups, KH, KW] weight of x's dtype and device, Cout divisible by groups."""
+    cin, (cout, cin_g) = x.shape[1], weight.shape[:2]
+    if cin != cin_g * groups or cout % groups or weight.dtype != x.dtype or weight.device != x.device:
+        raise ValueError(f"weight {weight.dtype} {tuple(weight.shape)} does not fit x {x.dtype} {tuple(x.shape)} "
+                         f"with groups={groups}")
+
+
+def output_hw(x, weight, stride, padding, dilation):
+    """(OH, OW) of the conv; raises when the kernel does not fit the padded input."""
+    oh, ow = conv_output_hw(x.shape[2:], weight.shape[2:], stride, padding, dilation)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"output would be {oh}x{ow}: the kernel does not fit the padded "
+                         f"{x.shape[2]}x{x.shape[3]} input")
+    return oh, ow
 
 
 def vector(t, cout, name):

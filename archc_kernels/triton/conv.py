@@ -8,9 +8,9 @@ import torch
 import triton
 import triton.language as tl
 
-from ..shapes import conv_output_hw, pair
-from .common import autotuned, epilogue_flags, fused_epilogue, grouped_tile, launch, output, \
-    residual_operand, tile_config, vector
+from ..shapes import pair
+from .common import Plan, autotuned, check_weight, epilogue_flags, fused_epilogue, grouped_tile, output_hw, \
+    tile_config, vector
 
 # (BLOCK_M, BLOCK_N, BLOCK_K, stages, warps). At most 4 warps: Inductor's conv template gave silent
 # wrong results at 8 warps for non-1x1 kernels (pytorch #173068).
@@ -76,31 +76,30 @@ def _kernel(
 _tuned = autotuned(_kernel, CONFIGS, key=["M", "CIN_G", "COUT_G", "KH", "KW", "stride_h"])
 
 
-def conv_bn_act(x, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1, groups=1, act="relu",
-                residual=None, out=None, config=None):
-    """``act(conv2d(x, weight) * scale + shift + residual)`` into a channels_last output (see dispatch)."""
+def plan(x, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1, groups=1, act="relu",
+         residual=None, config=None):
+    """A Plan computing ``act(conv2d(x, weight) * scale + shift + residual)`` for inputs shaped and strided as
+    ``x`` (and ``residual``, None or not), into channels_last outputs (see dispatch)."""
     n, cin, h, w = x.shape
     cout, cin_g, kh, kw = weight.shape
     stride, padding, dilation = pair(stride), pair(padding), pair(dilation)
-    if cin != cin_g * groups or cout % groups or weight.dtype != x.dtype or weight.device != x.device:
-        raise ValueError(f"weight {weight.dtype} {tuple(weight.shape)} does not fit x {x.dtype} {tuple(x.shape)} "
-                         f"with groups={groups}")
-    oh, ow = conv_output_hw((h, w), (kh, kw), stride, padding, dilation)
-    if oh < 1 or ow < 1:
-        raise ValueError(f"output would be {oh}x{ow}: the kernel does not fit the padded {h}x{w} input")
-    out = output(x, (n, cout, oh, ow), out)
-    if out.numel() == 0:
-        return out
+    check_weight(x, weight, groups)
+    oh, ow = output_hw(x, weight, stride, padding, dilation)
     weight = weight.contiguous(memory_format=torch.channels_last)  # K (channels) contiguous
     scale, shift = vector(scale, cout, "scale"), vector(shift, cout, "shift")
-    res = residual_operand(residual, out)
-
     m, cout_g = n * oh * ow, cout // groups
 
     def grid(meta):
         return triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(cout_g, meta["BLOCK_N"]), groups
 
-    args = (x, weight, scale, shift, res, out, m, h, w, oh, ow, cin_g, cout_g, cout, kh, kw,
-            *stride, *padding, *dilation, *x.stride(), *weight.stride())
-    launch(_kernel, _tuned, grid, args, epilogue_flags(x, scale, shift, res, act), config, DEFAULT)
-    return out
+    sizes = (m, h, w, oh, ow, cin_g, cout_g, cout, kh, kw, *stride, *padding, *dilation, *x.stride(),
+             *weight.stride())
+    return Plan(_kernel, _tuned, grid, (n, cout, oh, ow), (weight, scale, shift), sizes,
+                epilogue_flags(x, scale, shift, residual, act), config, DEFAULT)
+
+
+def conv_bn_act(x, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1, groups=1, act="relu",
+                residual=None, out=None, config=None):
+    """``act(conv2d(x, weight) * scale + shift + residual)`` into a channels_last output (see dispatch)."""
+    return plan(x, weight, scale, shift, stride=stride, padding=padding, dilation=dilation, groups=groups, act=act,
+                residual=residual, config=config)(x, residual, out)

@@ -7,8 +7,7 @@ import triton
 import triton.language as tl
 
 from ..shapes import pair
-from .common import autotuned, epilogue_flags, fused_epilogue, grouped_tile, launch, output, \
-    residual_operand, tile_config, vector
+from .common import Plan, autotuned, epilogue_flags, fused_epilogue, grouped_tile, tile_config, vector
 
 # (BLOCK_M, BLOCK_N, BLOCK_K, stages, warps)
 CONFIGS = [tile_config(*c) for c in [
@@ -57,9 +56,9 @@ def _kernel(
 _tuned = autotuned(_kernel, CONFIGS, key=["M", "COUT", "CIN"])
 
 
-def conv_bn_act(x, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1, groups=1, act="relu",
-                residual=None, out=None, config=None):
-    """The 1x1 case of conv.conv_bn_act: channels_last ``x``, stride 1, padding 0, groups 1."""
+def plan(x, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1, groups=1, act="relu",
+         residual=None, config=None):
+    """The 1x1 case of conv.plan: channels_last ``x``, stride 1, padding 0, groups 1."""
     n, cin, h, w = x.shape
     cout = weight.shape[0]
     if tuple(weight.shape[1:]) != (cin, 1, 1) or weight.dtype != x.dtype or weight.device != x.device:
@@ -69,18 +68,19 @@ def conv_bn_act(x, weight, scale=None, shift=None, *, stride=1, padding=0, dilat
         raise ValueError("gemm1x1 takes stride 1, padding 0, groups 1 only")
     if not x.is_contiguous(memory_format=torch.channels_last):
         raise ValueError("gemm1x1 takes channels_last contiguous x")
-    out = output(x, (n, cout, h, w), out)
-    if out.numel() == 0:
-        return out
     w2 = weight.reshape(cout, cin)
     scale, shift = vector(scale, cout, "scale"), vector(shift, cout, "shift")
-    res = residual_operand(residual, out)
-
     m = n * h * w
 
     def grid(meta):
         return (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(cout, meta["BLOCK_N"]),)
 
-    args = (x, w2, scale, shift, res, out, m, cout, cin, *w2.stride())
-    launch(_kernel, _tuned, grid, args, epilogue_flags(x, scale, shift, res, act), config, DEFAULT)
-    return out
+    return Plan(_kernel, _tuned, grid, (n, cout, h, w), (w2, scale, shift), (m, cout, cin, *w2.stride()),
+                epilogue_flags(x, scale, shift, residual, act), config, DEFAULT)
+
+
+def conv_bn_act(x, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1, groups=1, act="relu",
+                residual=None, out=None, config=None):
+    """The 1x1 case of conv.conv_bn_act: channels_last ``x``, stride 1, padding 0, groups 1."""
+    return plan(x, weight, scale, shift, stride=stride, padding=padding, dilation=dilation, groups=groups, act=act,
+                residual=residual, config=config)(x, residual, out)

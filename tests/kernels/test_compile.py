@@ -12,9 +12,11 @@ pytest.importorskip("triton")
 
 SCRIPT = """
 import json, sys
-from archc_kernels.triton import aot, conv, gemm1x1
+import importlib
+from archc_kernels.triton import aot
 out = {}
-for name, module in (("conv", conv), ("gemm1x1", gemm1x1)):
+for name in aot.TYPICAL:
+    module = importlib.import_module("archc_kernels.triton." + name)
     for dtype in ("fp16", "bf16"):
         try:
             c = aot.compile_for(module._kernel, name, dtype, module.DEFAULT)
@@ -23,7 +25,8 @@ for name, module in (("conv", conv), ("gemm1x1", gemm1x1)):
                 print(json.dumps({"skip": str(e)})); sys.exit(0)
             raise
         ptx = c.asm["ptx"]
-        out[name + "-" + dtype] = [len(c.asm["cubin"]), c.metadata.shared, "mma" in ptx, "cp.async" in ptx]
+        out[name + "-" + dtype] = [len(c.asm["cubin"]), c.metadata.shared, "mma" in ptx, "cp.async" in ptx,
+                                   "ld.global.v4" in ptx or "ld.global.nc.v4" in ptx]
 print(json.dumps(out))
 """
 
@@ -38,8 +41,14 @@ def test_default_configs_compile_for_sm90():
         pytest.skip(result["skip"])
     from archc_kernels.triton.aot import SHARED_MEMORY
 
-    assert sorted(result) == ["conv-bf16", "conv-fp16", "gemm1x1-bf16", "gemm1x1-fp16"]
-    for cubin, shared, mma, pipelined in result.values():
-        assert cubin > 0 and 0 < shared <= SHARED_MEMORY[90]
-        assert mma, "the dot must lower to tensor-core MMA instructions"
-        assert pipelined, "the loads must be software-pipelined (cp.async) in a typical call"
+    from archc_kernels.triton.aot import TYPICAL
+
+    assert sorted(result) == sorted(f"{name}-{dtype}" for name in TYPICAL for dtype in ("bf16", "fp16"))
+    for kernel, (cubin, shared, mma, pipelined, wide_loads) in result.items():
+        assert cubin > 0 and shared <= SHARED_MEMORY[90]
+        if kernel.startswith("depthwise"):  # no dot: CUDA-core FMAs over 16-byte loads of channels
+            assert wide_loads, "depthwise loads must be 16 bytes wide over channels_last x"
+        else:
+            assert shared > 0
+            assert mma, "the dot must lower to tensor-core MMA instructions"
+            assert pipelined, "the loads must be software-pipelined (cp.async) in a typical call"

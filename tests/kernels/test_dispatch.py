@@ -61,11 +61,14 @@ ROUTES = {
     "1x1_channels_last": (dict(k=1), {}, "triton.gemm1x1", None),
     "1x1_nchw": (dict(k=1, channels_last=False), {}, "triton.conv", None),
     "1x1_stride2": (dict(k=1), dict(stride=2), "triton.conv", None),
-    "1x1_grouped": (dict(k=1, cin=32, groups=2), dict(groups=2), "triton.conv", None),
+    "1x1_grouped": (dict(k=1, cin=32, groups=2), dict(groups=2), "triton.grouped", None),
     "3x3": (dict(), dict(padding=1), "triton.conv", None),
-    "groups2_width16": (dict(cin=32, groups=2), dict(groups=2, padding=1), "triton.conv", None),
-    "depthwise": (dict(groups=16, cout=16), dict(groups=16, padding=1), "reference", "groups narrower"),
-    "resnext_32x4d": (dict(cin=128, cout=128, groups=32), dict(groups=32, padding=1), "reference", "groups"),
+    "groups2_width16": (dict(cin=32, groups=2), dict(groups=2, padding=1), "triton.grouped", "per group"),
+    "groups2_width64": (dict(cin=128, cout=128, groups=2), dict(groups=2, padding=1), "triton.conv", None),
+    "depthwise": (dict(groups=16, cout=16), dict(groups=16, padding=1), "triton.depthwise", "depthwise"),
+    "depthwise_multiplier2_stride2": (dict(groups=16, cout=32), dict(groups=16, stride=2), "triton.depthwise", None),
+    "resnext_32x4d": (dict(cin=128, cout=128, groups=32), dict(groups=32, padding=1), "triton.grouped", "groups"),
+    "resnext_32x8d_1x1": (dict(cin=256, cout=256, groups=32, k=1), dict(groups=32), "triton.grouped", None),
     "float64": (dict(dtype=torch.float64), {}, "reference", "dtype"),
     "string_padding": (dict(), dict(padding="same"), "reference", "arguments"),
     "wrong_groups": (dict(), dict(groups=3), "reference", "arguments"),
@@ -113,7 +116,8 @@ def test_interpreter_declines_bfloat16(monkeypatch):
 
 
 @needs_triton
-@pytest.mark.parametrize("case", ["depthwise", "resnext_32x4d", "1x1_channels_last", "groups2_width16"])
+@pytest.mark.parametrize("case", ["depthwise", "depthwise_multiplier2_stride2", "resnext_32x4d", "1x1_channels_last",
+                                  "groups2_width16", "float64"])
 def test_public_api_answers_on_every_route(case, monkeypatch, device, expected, check):
     tensor_options, conv_options, _, _ = ROUTES[case]
     monkeypatch.setenv("ARCHC_KERNELS", "triton")
