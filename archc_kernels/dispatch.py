@@ -168,7 +168,9 @@ class ConvBNAct:
     The first call with a new kind of input — shape, strides, dtype, device, residual, grad mode,
     ``ARCHC_KERNELS`` — picks the implementation as ``route`` does and prepares its launch (on a GPU the
     autotuner's pick is then kept); later calls with such an input allocate the output and launch.
-    Tensors are held by reference, and an in-place change to one of them prepares the launch again.
+    Tensors are held by reference: in-place changes to them, and new data given to them (``.data = ``, as
+    ``module.to(...)`` does), prepare the launch again. Under torch.compile, torch.export and tracing the call
+    routes each time, as ``conv_bn_act`` does.
     """
 
     MAX_PLANS = 64  # kinds of input kept; more (say, every batch size) starts the cache afresh
@@ -184,9 +186,11 @@ class ConvBNAct:
         return route(x, self.weight, self.scale, self.shift, residual=residual, **self.conv)
 
     def __call__(self, x, residual=None):
-        tensors = (self.weight, self.scale, self.shift)
+        if torch.compiler.is_compiling() or torch.jit.is_tracing():  # tracers see through: route on each call
+            return conv_bn_act(x, self.weight, self.scale, self.shift, act=self.act, residual=residual, **self.conv)
         key = (env.raw_backend(), torch.is_grad_enabled(), x.shape, x.stride(), x.dtype, x.device, x.requires_grad,
-               *(None if t is None else (t._version, t.requires_grad) for t in tensors),
+               *(None if t is None else (t.data_ptr(), t._version, t.requires_grad)
+                 for t in (self.weight, self.scale, self.shift)),
                None if residual is None else (residual.shape, residual.stride(), residual.dtype, residual.device,
                                               residual.requires_grad))
         plan = self._plans.get(key)
@@ -195,6 +199,9 @@ class ConvBNAct:
                 self._plans.clear()
             plan = self._plans[key] = self._prepare(x, residual)
         return plan(x, residual)
+
+    def __getstate__(self):  # copies and pickles prepare their own launches
+        return {**self.__dict__, "_plans": {}}
 
     def _prepare(self, x, residual):
         name, _ = self.route(x, residual)

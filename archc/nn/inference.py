@@ -28,11 +28,12 @@ class FusedConvBNAct(nn.Module):
         self.bias = nn.Parameter(bias.detach().clone(), requires_grad=False) if bias is not None else None
         self.stride, self.padding, self.dilation, self.groups = conv.stride, conv.padding, conv.dilation, conv.groups
         self.act = act
+        # Routed and prepared once per kind of input; holds the parameters by reference, so .to() is seen.
+        self.op = archc_kernels.ConvBNAct(self.weight, None, self.bias, stride=self.stride, padding=self.padding,
+                                          dilation=self.dilation, groups=self.groups, act=act)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-        return archc_kernels.conv_bn_act(x, self.weight, None, self.bias, stride=self.stride, padding=self.padding,
-                                         dilation=self.dilation, groups=self.groups, act=self.act,
-                                         residual=residual)
+        return self.op(x, residual)
 
     def extra_repr(self) -> str:
         o, i, kh, kw = self.weight.shape

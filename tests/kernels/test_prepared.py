@@ -97,3 +97,19 @@ def test_cache_is_bounded(monkeypatch, device):
     for n in range(1, ConvBNAct.MAX_PLANS + 3):
         op(_x(device, n=n, h=1, w=1))
     assert len(op._plans) <= ConvBNAct.MAX_PLANS
+
+
+def test_new_data_and_copies_prepare_afresh(monkeypatch, device, expected, check):
+    """module.to(...) gives parameters new data; a deep copy holds its own tensors and no launches."""
+    import copy
+
+    monkeypatch.setenv("ARCHC_KERNELS", "reference")
+    weight = torch.nn.Parameter(torch.randn(16, 16, 3, 3, device=device) / 12, requires_grad=False)
+    op = ConvBNAct(weight, None, None, padding=1, act="none")
+    x = _x(device)
+    op(x)
+    weight.data = weight.data.double()
+    check(op(x.double()), expected(x.double(), weight, act="none", padding=1), torch.float64)
+    twin = copy.deepcopy(op)
+    assert twin._plans == {} and twin.weight is not weight
+    check(twin(x.double()), expected(x.double(), weight, act="none", padding=1), torch.float64)
