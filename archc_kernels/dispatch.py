@@ -193,22 +193,35 @@ class ConvBNAct:
                  for t in (self.weight, self.scale, self.shift)),
                None if residual is None else (residual.shape, residual.stride(), residual.dtype, residual.device,
                                               residual.requires_grad))
-        plan = self._plans.get(key)
-        if plan is None:
+        prepared = self._plans.get(key)
+        if prepared is None:
             if len(self._plans) >= self.MAX_PLANS:
                 self._plans.clear()
-            plan = self._plans[key] = self._prepare(x, residual)
-        return plan(x, residual)
+            prepared = self._plans[key] = self._prepare(x, residual)
+        return prepared[1](x, residual)
+
+    def describe(self) -> str:
+        """The implementations prepared so far, with the tile configs the Triton ones run."""
+        def one(name, plan):
+            config = getattr(plan, "config", None)
+            if config is None:
+                return name
+            tiles = " ".join(f"{k}={v}" for k, v in config.kwargs.items())
+            return f"{name} {tiles} warps={config.num_warps} stages={config.num_stages}"
+
+        return "; ".join(sorted({one(*prepared) for prepared in self._plans.values()}))
 
     def __getstate__(self):  # copies and pickles prepare their own launches
         return {**self.__dict__, "_plans": {}}
 
     def _prepare(self, x, residual):
+        """(implementation name, callable(x, residual))."""
         name, _ = self.route(x, residual)
         if name == "reference":
-            return self._reference
+            return name, self._reference
         module = importlib.import_module(f"{__package__}.{name}")
-        return module.plan(x, self.weight, self.scale, self.shift, act=self.act, residual=residual, **self.conv)
+        return name, module.plan(x, self.weight, self.scale, self.shift, act=self.act, residual=residual,
+                                 **self.conv)
 
     def _reference(self, x, residual):
         return reference.conv_bn_act(x, self.weight, self.scale, self.shift, act=self.act, residual=residual,

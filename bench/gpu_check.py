@@ -1,31 +1,38 @@
 #!/usr/bin/env python3
-"""GPU check for archc_kernels, in one command from the repository root: python bench/gpu_check.py
+"""One-shot GPU check of archc_kernels: correctness and speed against cuDNN, saved after every row.
 
-1. tests: runs tests/kernels on CUDA (pytest in a subprocess, with a time limit);
-2. convs: times the fused conv+BN+ReLU kernel on every distinct ResNet-50 conv shape (batch 128
-   and 32, fp16 and bf16, channels_last) against cuDNN conv + BN + ReLU in eager, cuDNN's own fused
-   torch.cudnn_convolution_relu / _add_relu, and torch.compile(mode="max-autotune") of the eager
-   block (without CUDA graphs by default: see --compile-mode); the expanding 1x1 convs are timed
-   once more with the residual add;
-3. blocks: bottleneck blocks and a ResNet-50 body (stem to layer4) end to end, fused vs eager; then the
-   whole compiler path: archc.fuse(archc.build("specs/resnet50.yaml")) vs the eager archc module.
+    bash bench/gpu_run.sh                      # on the GPU machine (installs carried wheels; see there)
+    python bench/gpu_check.py --out DIR [--budget 400]
+    python bench/gpu_check.py --rehearse --out /tmp/rehearsal   # the whole script on a CPU: interpreter, tiny shapes
 
-Times are medians of triton.testing.do_bench (CUDA events, L2 flushed, after warm-up) on random
-data. Each row carries its floor, max(FLOPs / 790 TFLOP/s, bytes / 4.3 TB/s) (H200, measured
-here), and a correctness check of the fused output against an fp32 computation. The table is
-printed last and written, with the date, GPU and versions, to bench/results/ (markdown + json).
+Rows come in order of value; each is its own try (a failure is a row that says so); DIR/gpu_check.md and .json
+are rewritten after every row; no row starts that the --budget (seconds) cannot fit, so the run ends in time:
 
-A time budget (default 420 s) keeps the run under 8 minutes: phases skip what no longer fits, and
-the max-autotune compiles, the slowest part, run last and are the first to go.
-Exit status: 0 when everything that ran passed, 1 when a test or a correctness check failed,
-2 without CUDA. --smoke runs the script itself on CPU (reference backend) to check it.
+  ceilings   device copy bandwidth and fp16 matrix rate, measured here (the floors use them)
+  warm       every Triton kernel the rows launch, compiled on all cores in parallel into Triton's disk cache
+  conv       every distinct conv of specs/resnet50.yaml as archc.fuse runs it, fp16, N=128
+  model      archc.fuse(archc.build(spec)) of specs/resnet50.yaml and specs/resnext.yaml vs the eager module
+  grouped    ResNeXt-50's grouped convs (also on the implicit-GEMM kernel, "alt") and MobileNetV2's depthwise
+  block      bottlenecks of both specs
+  conv bf16, conv N=32, then the kernel tests (pytest -n, on CUDA), then torch.compile of the eager models
+
+The shapes come from the specs (the fused module's convs, recorded by hooks in one CPU forward), not from a
+copy of them here. Methods: fused = archc_kernels (ConvBNAct, as archc.fuse calls it); eager = cuDNN conv + BN
++ activation (+ add) in eager PyTorch, channels_last; cudnn = torch.cudnn_convolution_relu / _add_relu on the
+folded weights; compile = torch.compile of the eager module. Each is timed end to end (a Python call, as users
+run it) and, as "graph", replayed from a CUDA graph (GPU time alone, no launch overhead). Times are medians of
+triton.testing.do_bench (CUDA events, L2 flushed) on random data, with 20th..80th percentiles. Every fused
+output is checked against an fp32 computation (TF32 off): FAIL above max(the dtype's bound, 2x eager's error).
+Exit status: 0 when everything that ran passed, 1 when a check or a test failed, 2 without CUDA.
 """
+from __future__ import annotations
+
 import argparse
-import datetime
+import concurrent.futures
+import importlib
 import json
-import math
-import platform
-import statistics
+import multiprocessing
+import os
 import subprocess
 import sys
 import time
@@ -33,77 +40,125 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import ROOT, Budget, environment, geomean, markdown_table, spread, write_atomic  # noqa: E402
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
-from archc_kernels import bottleneck, conv_bn_act, fold_bn, fold_weight, route  # noqa: E402
-
-PEAK_FLOPS = 790e12  # dense fp16/bf16 matrix rate of an H200, measured here
-PEAK_BYTES = 4.3e12  # device copy bandwidth of an H200 (bytes read + written), measured here
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 TOLERANCE = {torch.float16: 2e-3, torch.bfloat16: 1.2e-2, torch.float32: 1e-4}  # vs fp32, ||.|| relative
-METHODS = ("fused", "eager", "cudnn", "compile")  # columns; ratios are baseline ms / fused ms
-
-# Every distinct conv of torchvision's ResNet-50 (v1.5, stride on the 3x3) at 224x224:
-# name: (cin, cout, kernel, stride, input size). layer1's projection has l1.expand's shape.
-RESNET50_CONVS = {
-    "stem.7x7.s2": (3, 64, 7, 2, 224),
-    "l1.reduce.first": (64, 64, 1, 1, 56),
-    "l1.reduce": (256, 64, 1, 1, 56),
-    "l1.3x3": (64, 64, 3, 1, 56),
-    "l1.expand": (64, 256, 1, 1, 56),
-    "l2.reduce.first": (256, 128, 1, 1, 56),
-    "l2.3x3.s2": (128, 128, 3, 2, 56),
-    "l2.expand": (128, 512, 1, 1, 28),
-    "l2.downsample": (256, 512, 1, 2, 56),
-    "l2.reduce": (512, 128, 1, 1, 28),
-    "l2.3x3": (128, 128, 3, 1, 28),
-    "l3.reduce.first": (512, 256, 1, 1, 28),
-    "l3.3x3.s2": (256, 256, 3, 2, 28),
-    "l3.expand": (256, 1024, 1, 1, 14),
-    "l3.downsample": (512, 1024, 1, 2, 28),
-    "l3.reduce": (1024, 256, 1, 1, 14),
-    "l3.3x3": (256, 256, 3, 1, 14),
-    "l4.reduce.first": (1024, 512, 1, 1, 14),
-    "l4.3x3.s2": (512, 512, 3, 2, 14),
-    "l4.expand": (512, 2048, 1, 1, 7),
-    "l4.downsample": (1024, 2048, 1, 2, 14),
-    "l4.reduce": (2048, 512, 1, 1, 7),
-    "l4.3x3": (512, 512, 3, 1, 7),
-}
-WITH_RESIDUAL = ("l1.expand", "l2.expand", "l3.expand", "l4.expand")  # the bottleneck's last conv
-
-# name: (cin, width, cout, stride, groups, input size)
-BLOCKS = {
-    "resnet50.layer1.0": (64, 64, 256, 1, 1, 56),
-    "resnet50.layer2.0": (256, 128, 512, 2, 1, 56),
-    "resnet50.layer3.1": (1024, 256, 1024, 1, 1, 14),
-    "resnet50.layer4.1": (2048, 512, 2048, 1, 1, 7),
-    "resnext50_32x4d.layer3.1": (1024, 512, 1024, 1, 32, 14),
-}
-RESNET50_STAGES = ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2))  # (width, blocks, stride)
+SPECS = {"resnet50": "specs/resnet50.yaml", "resnext50_32x4d": "specs/resnext.yaml"}
+BLOCKS = ("resnet50.layer1.0", "resnet50.layer2.0", "resnet50.layer3.1", "resnet50.layer4.1",
+          "resnext50_32x4d.layer1.0", "resnext50_32x4d.layer3.1")
+# MobileNetV2's depthwise 3x3 convs at 224x224 (torchvision mobilenet_v2; inverted-residual expansion 6):
+# (channels, stride, input size). No MobileNet spec exists yet; when the zoo adds one, take them from it.
+MOBILENET_V2_DEPTHWISE = ((32, 1, 112), (96, 2, 112), (144, 1, 56), (144, 2, 56), (192, 1, 28), (192, 2, 28),
+                          (384, 1, 14), (576, 1, 14), (576, 2, 14), (960, 1, 7))
+# Until measured (phase "ceilings"): an H200's dense fp16 matrix rate and copy bandwidth (read + write).
+PEAKS = {"flops": 790e12, "bytes": 4.3e12}
+METHODS = ("fused", "alt", "eager", "cudnn", "compile")
 
 
-# ----------------------------------------------------------------------------------------- budget
+# ------------------------------------------------------------------------------------------------- shapes
 
-class Budget:
-    def __init__(self, seconds):
-        self.start = time.monotonic()
-        self.deadline = self.start + seconds
+@dataclass(frozen=True)
+class Conv:
+    """One fused conv as archc.fuse runs it: conv + folded BN + act (+ residual) on a [cin, h, w] input."""
+    cin: int
+    cout: int
+    kernel: tuple
+    stride: tuple
+    padding: tuple
+    dilation: tuple
+    groups: int
+    act: str
+    residual: bool
+    hw: tuple
 
-    def left(self):
-        return self.deadline - time.monotonic()
+    @property
+    def out_hw(self):
+        return tuple((s + 2 * p - d * (k - 1) - 1) // st + 1
+                     for s, k, st, p, d in zip(self.hw, self.kernel, self.stride, self.padding, self.dilation))
 
-    def elapsed(self):
-        return time.monotonic() - self.start
+    def label(self):
+        k = "x".join(map(str, self.kernel))
+        s = "" if self.stride == (1, 1) else f" s{self.stride[0]}"
+        g = "" if self.groups == 1 else (" dw" if self.groups == self.cin else f" g{self.groups}")
+        return f"{self.cin}->{self.cout} {k}{s}{g} @{self.hw[0]}" + (" +res" if self.residual else "") \
+            + ("" if self.act == "relu" else f" {self.act}")
+
+    def cost(self, batch, elem):
+        """(FLOPs, bytes): each operand read once, the output written once."""
+        oh, ow = self.out_hw
+        flops = 2 * batch * oh * ow * self.cout * (self.cin // self.groups) * self.kernel[0] * self.kernel[1]
+        out = batch * self.cout * oh * ow
+        values = batch * self.cin * self.hw[0] * self.hw[1] + self.cout * (self.cin // self.groups) \
+            * self.kernel[0] * self.kernel[1] + out * (2 if self.residual else 1)
+        return flops, values * elem
 
 
-# ----------------------------------------------------------------------------------------- models
+@dataclass
+class Recorded:
+    """What one CPU forward of a spec's fused module shows: its convs by module name, and the values its ops read
+    and write per image (the floor of this execution plan's memory traffic)."""
+    convs: dict
+    values_per_image: int
+    params: int
+    macs: int
+    input_shape: list
+
+
+def record(spec: str) -> Recorded:
+    import archc
+
+    model = archc.build(ROOT / spec)
+    fused = archc.fuse(model)
+    convs, values = {}, [0]
+
+    def on_conv(name, module, args):
+        x, residual = args[0], (args[1] if len(args) > 1 else None)
+        w = module.weight
+        convs[name] = Conv(x.shape[1], w.shape[0], tuple(w.shape[2:]), tuple(module.stride), tuple(module.padding),
+                           tuple(module.dilation), module.groups, module.act, residual is not None,
+                           tuple(x.shape[2:]))
+
+    def on_leaf(module, args, out):
+        values[0] += sum(a.numel() for a in args if isinstance(a, torch.Tensor)) + out.numel()
+
+    for name, m in fused.named_modules():
+        if hasattr(m, "op") and hasattr(m, "act") and hasattr(m, "weight"):  # archc.fuse's FusedConvBNAct
+            m.register_forward_pre_hook(lambda mod, args, name=name: on_conv(name, mod, args))
+        if not list(m.children()) and m is not fused:
+            m.register_forward_hook(on_leaf)
+    previous = os.environ.get("ARCHC_KERNELS")
+    os.environ["ARCHC_KERNELS"] = "reference"
+    try:
+        with torch.no_grad():
+            fused(torch.randn(1, *model.analysis.input_shape))
+    finally:
+        os.environ.pop("ARCHC_KERNELS") if previous is None else os.environ.__setitem__("ARCHC_KERNELS", previous)
+    return Recorded(convs, values[0], model.analysis.params, model.analysis.macs, model.analysis.input_shape)
+
+
+def distinct(convs: dict) -> dict:
+    """Conv -> the module names that have it, in first-use order."""
+    out = {}
+    for name, conv in convs.items():
+        out.setdefault(conv, []).append(name)
+    return out
+
+
+def shrink(conv: Conv) -> Conv:
+    """The rehearsal's version of a conv: the same channels, kernel and flags on a map of at most 4x4."""
+    hw = tuple(min(s, 4) for s in conv.hw)
+    padding = tuple(min(p, (k - 1) * d) for p, k, d in zip(conv.padding, conv.kernel, conv.dilation))
+    return Conv(conv.cin, conv.cout, conv.kernel, conv.stride, padding, conv.dilation, conv.groups, conv.act,
+                conv.residual, hw)
+
+
+# ------------------------------------------------------------------------------------------------- modules
 
 def random_bn(channels):
     bn = nn.BatchNorm2d(channels).eval()
@@ -115,384 +170,449 @@ def random_bn(channels):
     return bn
 
 
-def folded(conv, bn, dtype):
-    """(weight, None, shift): BN folded into a channels_last weight, as archc's compiler passes it."""
-    scale, shift = fold_bn(bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.eps)
-    weight = fold_weight(conv.weight.detach().double(), scale).to(dtype)
-    return weight.contiguous(memory_format=torch.channels_last), None, shift.to(conv.weight.device)
+ACTS = {"none": lambda y: y, "relu": F.relu, "relu6": F.relu6, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
 
 
-class ConvBN(nn.Module):
-    """Eager conv -> BN -> (+ residual) -> ReLU, the block cuDNN and torch.compile are timed on."""
+class EagerConv(nn.Module):
+    """conv -> BN -> (+ residual) -> act in eager PyTorch: what cuDNN runs without archc."""
 
-    def __init__(self, cin, cout, kernel, stride=1, groups=1, relu=True):
+    def __init__(self, c: Conv):
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False)
-        self.bn = random_bn(cout)
-        self.relu = relu
+        self.c = c
+        self.conv = nn.Conv2d(c.cin, c.cout, c.kernel, c.stride, c.padding, c.dilation, c.groups, bias=False)
+        self.bn = random_bn(c.cout)
 
     def forward(self, x, residual=None):
         y = self.bn(self.conv(x))
-        if residual is not None:
-            y = y + residual
-        return F.relu(y, inplace=True) if self.relu else y
+        return ACTS[self.c.act](y if residual is None else y + residual)
 
-    def fused_params(self, dtype):
-        return folded(self.conv, self.bn, dtype)
+    def folded(self, dtype):
+        """(weight, None, shift) with BN folded in float64 into a channels_last weight, as archc.fuse stores them."""
+        from archc_kernels import fold_bn, fold_weight
 
-
-class Bottleneck(nn.Module):
-    """torchvision's Bottleneck (v1.5) in eager ops."""
-
-    def __init__(self, cin, width, cout, stride, groups):
-        super().__init__()
-        self.stride, self.groups = stride, groups
-        self.conv1 = ConvBN(cin, width, 1)
-        self.conv2 = ConvBN(width, width, 3, stride, groups)
-        self.conv3 = ConvBN(width, cout, 1)
-        self.downsample = ConvBN(cin, cout, 1, stride, relu=False) if stride != 1 or cin != cout else None
-
-    def forward(self, x):
-        shortcut = x if self.downsample is None else self.downsample(x)
-        return self.conv3(self.conv2(self.conv1(x)), shortcut)
-
-    def fused_params(self, dtype):
-        names = ("conv1", "conv2", "conv3") + (("downsample",) if self.downsample is not None else ())
-        return {name: getattr(self, name).fused_params(dtype) for name in names}
-
-    def fused(self, params):
-        return lambda x: bottleneck(x, params, stride=self.stride, groups=self.groups)
-
-    def cudnn(self, params):
-        """The same block on cuDNN's fused conv+bias+ReLU and conv+bias+add+ReLU."""
-        (w1, b1), (w2, b2), (w3, b3) = ((params[n][0], params[n][2].to(params[n][0].dtype))
-                                        for n in ("conv1", "conv2", "conv3"))
-        down = None
-        if "downsample" in params:
-            down = params["downsample"][0], params["downsample"][2].to(params["downsample"][0].dtype)
-        s, g = self.stride, self.groups
-
-        def run(x):
-            shortcut = x if down is None else F.conv2d(x, down[0], down[1], s)
-            y = torch.cudnn_convolution_relu(x, w1, b1, (1, 1), (0, 0), (1, 1), 1)
-            y = torch.cudnn_convolution_relu(y, w2, b2, (s, s), (1, 1), (1, 1), g)
-            return torch.cudnn_convolution_add_relu(y, w3, shortcut, 1.0, b3, (1, 1), (0, 0), (1, 1), 1)
-
-        return run
-
-
-class ResNet50Body(nn.Module):
-    """Stem, max-pool and the 16 bottlenecks of ResNet-50 (no pooling head)."""
-
-    def __init__(self):
-        super().__init__()
-        self.stem = ConvBN(3, 64, 7, 2)
-        blocks, cin = [], 64
-        for width, count, stride in RESNET50_STAGES:
-            for i in range(count):
-                blocks.append(Bottleneck(cin, width, width * 4, stride if i == 0 else 1, 1))
-                cin = width * 4
-        self.blocks = nn.Sequential(*blocks)
-
-    def forward(self, x):
-        return self.blocks(F.max_pool2d(self.stem(x), 3, 2, 1))
+        bn = self.bn
+        with torch.no_grad():
+            scale, shift = fold_bn(bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.eps, dtype=torch.float64)
+            weight = fold_weight(self.conv.weight.double(), scale).to(dtype)
+        return weight.contiguous(memory_format=torch.channels_last), None, shift.to(dtype)
 
     def fused(self, dtype):
-        stem = self.stem.fused_params(dtype)
-        blocks = [(b, b.fused_params(dtype)) for b in self.blocks]
+        from archc_kernels import ConvBNAct
 
-        def run(x):
-            y = F.max_pool2d(conv_bn_act(x, *stem, stride=2, padding=3, act="relu"), 3, 2, 1)
-            for block, params in blocks:
-                y = bottleneck(y, params, stride=block.stride, groups=block.groups)
-            return y
+        c = self.c
+        return ConvBNAct(*self.folded(dtype), stride=c.stride, padding=c.padding, dilation=c.dilation,
+                         groups=c.groups, act=c.act)
 
-        return run
-
-
-def conv_cost(n, cin, cout, kernel, stride, size, groups=1, residual=False, elem=2):
-    """(FLOPs, bytes) of one fused conv: each operand read once, the output written once."""
-    out = (size + 2 * (kernel // 2) - kernel) // stride + 1
-    flops = 2 * n * out * out * cout * (cin // groups) * kernel * kernel
-    tensors = n * cin * size * size + cout * (cin // groups) * kernel * kernel + n * cout * out * out
-    if residual:
-        tensors += n * cout * out * out
-    return flops, tensors * elem, out
+    def cudnn(self, dtype):
+        """cuDNN's own fused conv + bias + (add +) ReLU on the folded weights, or None where it has none."""
+        c = self.c
+        if c.act != "relu" or c.dilation != (1, 1) or not hasattr(torch, "cudnn_convolution_relu"):
+            return None
+        weight, _, bias = self.folded(dtype)
+        args = (c.stride, c.padding, c.dilation, c.groups)
+        if c.residual:
+            return lambda x, z: torch.cudnn_convolution_add_relu(x, weight, z, 1.0, bias, *args)
+        return lambda x, z=None: torch.cudnn_convolution_relu(x, weight, bias, *args)
 
 
-def block_cost(n, cin, width, cout, stride, groups, size, elem=2):
-    parts = [conv_cost(n, cin, width, 1, 1, size, elem=elem),
-             conv_cost(n, width, width, 3, stride, size, groups, elem=elem)]
-    out = parts[-1][2]
-    parts.append(conv_cost(n, width, cout, 1, 1, out, residual=True, elem=elem))
-    if stride != 1 or cin != cout:
-        parts.append(conv_cost(n, cin, cout, 1, stride, size, elem=elem))
-    return sum(p[0] for p in parts), sum(p[1] for p in parts)
+class EagerBlock(nn.Module):
+    """torchvision's bottleneck in eager ops, from the block's recorded convs."""
+
+    def __init__(self, convs: dict):
+        super().__init__()
+        self.parts = nn.ModuleDict({k: EagerConv(c) for k, c in convs.items()})
+
+    def forward(self, x):
+        p = self.parts
+        shortcut = p["downsample"](x) if "downsample" in p else x
+        return p["conv3"](p["conv2"](p["conv1"](x)), shortcut)
+
+    def fused(self, dtype):
+        from archc_kernels import Bottleneck
+
+        conv2 = self.parts["conv2"].c
+        return Bottleneck({k: m.folded(dtype) for k, m in self.parts.items()}, stride=conv2.stride,
+                          groups=conv2.groups)
 
 
-def resnet50_cost(n, elem=2):
-    flops, nbytes, _ = conv_cost(n, 3, 64, 7, 2, 224, elem=elem)
-    cin, size = 64, 56
-    for width, count, stride in RESNET50_STAGES:
-        for i in range(count):
-            s = stride if i == 0 else 1
-            f, b = block_cost(n, cin, width, width * 4, s, 1, size, elem=elem)
-            flops, nbytes, cin, size = flops + f, nbytes + b, width * 4, size // s
-    return flops, nbytes
-
-
-# ----------------------------------------------------------------------------------------- timing
+# ------------------------------------------------------------------------------------------------- rows
 
 @dataclass
 class Row:
     section: str
     name: str
+    shape: str
     batch: int
     dtype: str
     gflop: float
     mbyte: float
     floor_ms: float
-    ms: dict = field(default_factory=dict)  # method -> median ms, or an "error: ..." / "skip: ..." string
-    err: float | None = None  # fused output vs fp32, relative
-    eager_err: float | None = None  # eager output (same dtype) vs fp32: the error the dtype itself costs
+    ms: dict = field(default_factory=dict)  # method[.graph] -> [median, p20, p80] ms, or "error: ..."/"skip: ..."
+    err: dict = field(default_factory=dict)  # method -> relative error vs fp32
     kernel: str = ""
     note: str = ""
 
+    def median(self, method):
+        value = self.ms.get(method)
+        return value[0] if isinstance(value, list) else None
+
+    def ratio(self, baseline, method="fused", graph=False):
+        suffix = ".graph" if graph else ""
+        ours, theirs = self.median(method + suffix), self.median(baseline + suffix)
+        return theirs / ours if ours and theirs else None
+
     def failed(self):
-        """The fused output is missing, or less accurate than max(the dtype's bound, twice eager's error)."""
-        bound = max(TOLERANCE[DTYPES[self.dtype]], 2 * (self.eager_err or 0.0))
-        return self.err is None or not self.err <= bound or not isinstance(self.ms.get("fused"), float)
-
-    def ratio(self, method):
-        fused, other = self.ms.get("fused"), self.ms.get(method)
-        if isinstance(fused, float) and isinstance(other, float) and fused > 0:
-            return other / fused
-        return None
+        """A fused (or alt) output missing or less accurate than max(the dtype's bound, twice eager's error)."""
+        bound = max(TOLERANCE[DTYPES[self.dtype]], 2 * (self.err.get("eager") or 0.0))
+        checked = [m for m in ("fused", "alt") if m in self.err or m in self.ms]
+        return any(not (isinstance(self.err.get(m), float) and self.err[m] <= bound) for m in checked)
 
 
-def make_row(section, name, batch, dtype_name, flops, nbytes):
-    floor = max(flops / PEAK_FLOPS, nbytes / PEAK_BYTES) * 1e3
-    return Row(section, name, batch, dtype_name, flops / 1e9, nbytes / 1e6, floor)
+class Check:
+    """The run: device, timer, budget, rows and the files they are written to after every row."""
 
+    def __init__(self, args):
+        self.args = args
+        self.rehearse = args.rehearse
+        self.device = torch.device("cpu" if args.rehearse else "cuda")
+        self.budget = Budget(args.budget)
+        self.rows: list[Row] = []
+        self.notes: list[str] = []
+        self.tests: dict = {"ran": False}
+        self.info = environment(rehearsal=args.rehearse)
+        self.shown = set()
 
-class Timer:
-    def __init__(self, device):
-        self.device, self.shown = device, set()
-
-    def median_ms(self, fn, rep_ms):
+    # timing -------------------------------------------------------------------------------------------
+    def time(self, fn, rep_ms):
+        """[median, p20, p80] milliseconds of fn()."""
         if self.device.type == "cuda":
             import triton.testing
 
-            return float(triton.testing.do_bench(fn, warmup=10, rep=rep_ms, return_mode="median"))
-        times = []
-        for _ in range(3):
+            return [float(v) for v in triton.testing.do_bench(fn, warmup=10, rep=rep_ms, quantiles=[0.5, 0.2, 0.8])]
+        samples = []
+        for _ in range(2):
             start = time.perf_counter()
             fn()
-            times.append((time.perf_counter() - start) * 1e3)
-        return statistics.median(times)
+            samples.append((time.perf_counter() - start) * 1e3)
+        return list(spread(samples))
 
-    def measure(self, row, method, fn, rep_ms=40):
-        """Time fn into row.ms[method]; an exception is recorded (its first traceback shown)."""
+    def attempt(self, row, key, action):
+        """action() with its failure recorded in row.ms[key] (the first traceback of each kind shown)."""
         try:
+            return action()
+        except Exception as e:
+            row.ms[key] = f"error: {type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+            if (key, type(e).__name__) not in self.shown:
+                self.shown.add((key, type(e).__name__))
+                print(f"  [{key}] {row.name} failed:\n" + traceback.format_exc(limit=8), flush=True)
+            return None
+
+    def method(self, row, name, fn, reference=None, rep_ms=40, graph=True):
+        """Check fn()'s output against the fp32 reference, time it, then time its CUDA-graph replay."""
+        def first():
             with torch.no_grad():
-                row.ms[method] = self.median_ms(fn, rep_ms)
-        except Exception as e:  # one failing method must not lose the others
-            row.ms[method] = f"error: {type(e).__name__}"
-            if (method, type(e).__name__) not in self.shown:
-                self.shown.add((method, type(e).__name__))
-                print(f"  [{method}] {row.name} failed:\n" + traceback.format_exc(limit=6), flush=True)
+                out = fn()
+                if reference is not None:
+                    row.err[name] = rel_err(out, reference)
+            return True
+
+        if not self.attempt(row, name, first):
+            return
+        with torch.no_grad():
+            self.attempt(row, name, lambda: row.ms.__setitem__(name, self.time(fn, rep_ms)))
+            if not graph:
+                return
+            if self.device.type != "cuda":
+                row.ms[name + ".graph"] = "skip: no CUDA"
+                return
+
+            def replay():
+                from archc_kernels.graphs import capture
+
+                g, _ = capture(fn)
+                row.ms[name + ".graph"] = self.time(g.replay, rep_ms)
+
+            self.attempt(row, name + ".graph", replay)
+
+    # results ------------------------------------------------------------------------------------------
+    def add(self, row):
+        self.rows.append(row)
+        cells = "  ".join(f"{m} {row.median(m):.3f}" for m in ("fused", "fused.graph", "eager", "eager.graph", "cudnn")
+                          if row.median(m) is not None)
+        fails = [f"{k} {v}" for k, v in row.ms.items() if isinstance(v, str) and v.startswith("error")]
+        print(f"  {row.section:8s} {row.name:28s} {row.dtype} N={row.batch:<4d} {cells} ms"
+              f"{'  FAIL' if row.failed() else ''}{'  ' + '; '.join(fails) if fails else ''}"
+              f"  ({self.budget.elapsed():.0f} s)", flush=True)
+        self.save()
+
+    def save(self):
+        if self.args.out is None:
+            return
+        payload = {"environment": self.info, "peaks": PEAKS, "tests": self.tests, "notes": self.notes,
+                   "rows": [asdict(r) for r in self.rows]}
+        write_atomic(self.args.out / "gpu_check.json", json.dumps(payload, indent=1, default=str) + "\n")
+        write_atomic(self.args.out / "gpu_check.md", report(self))
+
+    def fits(self, seconds):
+        """Whether a step estimated to take `seconds` fits in the budget, keeping a reserve to write results."""
+        return self.budget.left() > seconds + 10
 
 
 def rel_err(out, ref):
+    out = out[0] if isinstance(out, tuple) else out
     return ((out.float() - ref.float()).norm() / ref.float().norm()).item()
 
 
-def cudnn_fused_available(device):
-    return device.type == "cuda" and hasattr(torch, "cudnn_convolution_relu") \
-        and hasattr(torch, "cudnn_convolution_add_relu")
+def randn(shape, dtype, device, channels_last=True):
+    t = torch.randn(*shape, device=device).to(dtype)
+    return t.contiguous(memory_format=torch.channels_last) if channels_last and t.dim() == 4 else t
 
 
-def tuned_config(kernel_name):
-    """The config the autotuner picked last for the kernel, as BMxBNxBK/stages/warps (diagnostic only)."""
-    if not kernel_name.startswith("triton."):
-        return kernel_name
-    try:
-        import importlib
-
-        tuned = importlib.import_module(f"archc_kernels.{kernel_name}")._tuned
-        c = tuned.best_config
-        k = c.kwargs
-        return f"{kernel_name[7:]} {k['BLOCK_M']}x{k['BLOCK_N']}x{k['BLOCK_K']}/s{c.num_stages}/w{c.num_warps}"
-    except Exception:
-        return kernel_name
+def floor_ms(flops, nbytes):
+    return max(flops / PEAKS["flops"], nbytes / PEAKS["bytes"]) * 1e3
 
 
-# ----------------------------------------------------------------------------------------- phases
-
-def run_tests(timeout, env_extra):
-    """pytest tests/kernels in a subprocess: (passed, summary line)."""
-    import os
-
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/kernels"]
-    env = {**os.environ, "PYTHONPATH": str(REPO), **env_extra}
-    print(f"$ {' '.join(cmd)}   (limit {timeout:.0f} s)", flush=True)
-    try:
-        done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as e:
-        tail = (e.stdout or b"")[-2000:]
-        print(tail.decode(errors="replace") if isinstance(tail, bytes) else tail)
-        return False, f"timed out after {timeout:.0f} s"
-    lines = (done.stdout + done.stderr).strip().splitlines()
-    print("\n".join(lines[-25:]), flush=True)
-    return done.returncode == 0, (lines[-1] if lines else f"exit {done.returncode}")
-
-
-def conv_row(name, batch, dtype_name, residual, device, timer):
-    cin, cout, kernel, stride, size = RESNET50_CONVS[name]
-    dtype = DTYPES[dtype_name]
-    flops, nbytes, out = conv_cost(batch, cin, cout, kernel, stride, size, residual=residual,
-                                   elem=torch.finfo(dtype).bits // 8)
-    row = make_row("conv", name + (" +res" if residual else ""), batch, dtype_name, flops, nbytes)
-    block = ConvBN(cin, cout, kernel, stride).to(device)
-    x = torch.randn(batch, cin, size, size, device=device).to(dtype).contiguous(memory_format=torch.channels_last)
-    z = None
-    if residual:
-        z = torch.randn(batch, cout, out, out, device=device).to(dtype).contiguous(memory_format=torch.channels_last)
-    weight, _, shift = block.fused_params(dtype)  # folded from the fp32 parameters
-    pad = kernel // 2
-    args = (z,) if residual else ()
-
+def conv_row(check, section, name, conv, batch, dtype_name, alt=None):
+    """One fused conv against eager cuDNN conv + BN + act and cuDNN's fused conv + bias + (add +) ReLU."""
+    dtype, device = DTYPES[dtype_name], check.device
+    flops, nbytes = conv.cost(batch, torch.finfo(dtype).bits // 8)
+    row = Row(section, name, conv.label(), batch, dtype_name, flops / 1e9, nbytes / 1e6, floor_ms(flops, nbytes))
+    eager = EagerConv(conv).to(device)
+    oh, ow = conv.out_hw
+    x = randn((batch, conv.cin, *conv.hw), dtype, device)
+    z = randn((batch, conv.cout, oh, ow), dtype, device) if conv.residual else None
     with torch.no_grad():
-        expect = block(x.float(), *(a.float() for a in args))  # fp32 reference (TF32 is off)
-        eager = block.to(dtype).to(memory_format=torch.channels_last)
-        row.eager_err = rel_err(eager(x, *args), expect)
-        row.kernel = route(x, weight, None, shift, stride=stride, padding=pad, residual=z)[0]
-
-        def fused():
-            return conv_bn_act(x, weight, None, shift, stride=stride, padding=pad, act="relu", residual=z)
-
-        try:
-            start = time.monotonic()
-            out_fused = fused()  # autotunes (and compiles) on first use
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            row.note = f"tune {time.monotonic() - start:.1f}s"
-            row.err = rel_err(out_fused, expect)
-            row.kernel = tuned_config(row.kernel)
-        except Exception:
-            print(f"  [fused] {row.name} failed:\n" + traceback.format_exc(limit=8), flush=True)
-    timer.measure(row, "fused", fused)
-    timer.measure(row, "eager", lambda: eager(x, *args))
-    if cudnn_fused_available(device):
-        bias = shift.to(dtype)
-        if residual:
-            timer.measure(row, "cudnn", lambda: torch.cudnn_convolution_add_relu(
-                x, weight, z, 1.0, bias, (stride, stride), (pad, pad), (1, 1), 1))
-        else:
-            timer.measure(row, "cudnn", lambda: torch.cudnn_convolution_relu(
-                x, weight, bias, (stride, stride), (pad, pad), (1, 1), 1))
-    return row, (eager, (x, *args))
+        expect = eager(x.float(), None if z is None else z.float())
+    fused = eager.fused(dtype)
+    cudnn = eager.cudnn(dtype) if device.type == "cuda" else None
+    eager = eager.to(dtype).to(memory_format=torch.channels_last)
+    row.kernel = check.attempt(row, "route", lambda: fused.route(x, z)[0]) or ""
+    check.method(row, "fused", lambda: fused(x, z), expect)
+    row.kernel = fused.describe() or row.kernel  # with the autotuner's pick
+    if alt is not None:
+        module = importlib.import_module(f"archc_kernels.triton.{alt}")
+        c = conv
+        plan = module.plan(x, fused.weight, fused.scale, fused.shift, stride=c.stride, padding=c.padding,
+                           dilation=c.dilation, groups=c.groups, act=c.act, residual=z)
+        row.note = f"alt = {alt}"
+        check.method(row, "alt", lambda: plan(x, z), expect)
+    check.method(row, "eager", lambda: eager(x, z), expect)
+    if cudnn is not None:
+        check.method(row, "cudnn", lambda: cudnn(x, z), expect)
+    check.add(row)
+    return row, (eager, (x, z))
 
 
-def block_row(name, batch, dtype_name, device, timer):
-    cin, width, cout, stride, groups, size = BLOCKS[name]
-    dtype = DTYPES[dtype_name]
-    flops, nbytes = block_cost(batch, cin, width, cout, stride, groups, size, elem=torch.finfo(dtype).bits // 8)
-    row = make_row("block", name, batch, dtype_name, flops, nbytes)
-    block = Bottleneck(cin, width, cout, stride, groups).to(device)
-    x = torch.randn(batch, cin, size, size, device=device).to(dtype).contiguous(memory_format=torch.channels_last)
-    with torch.no_grad():
-        expect = block(x.float())
-        params = block.fused_params(dtype)  # folded from the fp32 parameters, before the cast below
-        fused = block.fused(params)
-        eager = block.to(dtype).to(memory_format=torch.channels_last)
-        row.eager_err = rel_err(eager(x), expect)
-        row.kernel = route(x, params["conv2"][0], stride=stride, padding=1, groups=groups)[0] + " (3x3)"
-        try:
-            row.err = rel_err(fused(x), expect)
-        except Exception:
-            print(f"  [fused] {name} failed:\n" + traceback.format_exc(limit=8), flush=True)
-    timer.measure(row, "fused", lambda: fused(x))
-    timer.measure(row, "eager", lambda: eager(x))
-    if cudnn_fused_available(device):
-        cudnn = block.cudnn(params)
-        timer.measure(row, "cudnn", lambda: cudnn(x))
-    return row, (eager, (x,))
-
-
-def archc_row(batch, dtype_name, device, timer):
-    """The product end to end: the ResNet-50 spec built by archc, fused by archc.fuse, vs its eager module."""
+def model_row(check, spec_name, recorded, batch, dtype_name):
+    """archc.fuse(archc.build(spec)) against the eager archc module, both channels_last in dtype."""
     import archc
 
-    dtype = DTYPES[dtype_name]
-    flops, nbytes = resnet50_cost(batch, elem=torch.finfo(dtype).bits // 8)
-    row = make_row("model", "archc specs/resnet50.yaml", batch, dtype_name, flops, nbytes)
+    dtype, device = DTYPES[dtype_name], check.device
+    elem = torch.finfo(dtype).bits // 8
+    flops, nbytes = 2 * recorded.macs * batch, (recorded.values_per_image * batch + recorded.params) * elem
+    row = Row("model", spec_name, f"archc.fuse({SPECS[spec_name]})", batch, dtype_name, flops / 1e9, nbytes / 1e6,
+              floor_ms(flops, nbytes))
     torch.manual_seed(0)
-    model = archc.build(REPO / "specs" / "resnet50.yaml").eval().to(device)
-    x = torch.randn(batch, 3, 224, 224, device=device)
+    model = archc.build(ROOT / SPECS[spec_name]).eval().to(device)
+    x = torch.randn(batch, *recorded.input_shape, device=device)
     with torch.no_grad():
         expect = model(x)
         fused = archc.fuse(model).to(dtype=dtype)  # BN folded from the fp32 parameters, then cast
-        eager = model.to(dtype=dtype, memory_format=torch.channels_last)
-        xd = x.to(dtype).contiguous(memory_format=torch.channels_last)
-    check_and_time_model(row, fused, eager, xd, expect, timer)
-    return row
+    eager = model.to(dtype=dtype, memory_format=torch.channels_last)
+    xd = x.to(dtype).contiguous(memory_format=torch.channels_last)
+    rep = 50 if check.rehearse else 400
+    with reference_in_rehearsal(check):  # the interpreter would take hours over a whole model
+        check.method(row, "fused", lambda: fused(xd), expect, rep_ms=rep)
+        check.method(row, "eager", lambda: eager(xd), expect, rep_ms=rep)
+    if isinstance(row.median("fused"), float):
+        row.note = f"{batch / row.median('fused') * 1e3:.0f} img/s fused"
+    check.add(row)
+    return row, (eager, (xd,))
 
 
-def check_and_time_model(row, fused, eager, x, expect, timer):
-    """Errors of both against the fp32 output, then times (~20 ms a call: enough samples for a median)."""
+class reference_in_rehearsal:
+    """In a rehearsal, ARCHC_KERNELS=reference for the duration (whole models are too big for the interpreter)."""
+
+    def __init__(self, check):
+        self.on = check.rehearse
+
+    def __enter__(self):
+        if self.on:
+            os.environ["ARCHC_KERNELS"] = "reference"
+
+    def __exit__(self, *exc):
+        if self.on:
+            os.environ["ARCHC_KERNELS"] = "triton"
+
+
+def block_row(check, name, convs, batch, dtype_name):
+    dtype, device = DTYPES[dtype_name], check.device
+    elem = torch.finfo(dtype).bits // 8
+    flops, nbytes = (sum(v) for v in zip(*(c.cost(batch, elem) for c in convs.values())))
+    if check.rehearse:
+        convs = {k: shrink(c) for k, c in convs.items()}
+    block = EagerBlock(convs).to(device)
+    c1 = convs["conv1"]
+    row = Row("block", name, f"{c1.cin}->{convs['conv3'].cout} @{c1.hw[0]}", batch, dtype_name, flops / 1e9,
+              nbytes / 1e6, floor_ms(flops, nbytes))
+    x = randn((batch, c1.cin, *c1.hw), dtype, device)
     with torch.no_grad():
-        row.eager_err = rel_err(eager(x), expect)
-        try:
-            row.err = rel_err(fused(x), expect)
-        except Exception:
-            print(f"  [fused] {row.name} failed:\n" + traceback.format_exc(limit=8), flush=True)
-    timer.measure(row, "fused", lambda: fused(x), rep_ms=400)
-    timer.measure(row, "eager", lambda: eager(x), rep_ms=400)
-    if isinstance(row.ms.get("fused"), float):
-        row.note = f"{x.shape[0] / row.ms['fused'] * 1e3:.0f} img/s fused"
-
-
-def resnet_row(batch, dtype_name, device, timer):
-    dtype = DTYPES[dtype_name]
-    flops, nbytes = resnet50_cost(batch, elem=torch.finfo(dtype).bits // 8)
-    row = make_row("model", "resnet50.body", batch, dtype_name, flops, nbytes)
-    model = ResNet50Body().to(device)
-    x = torch.randn(batch, 3, 224, 224, device=device).to(dtype).contiguous(memory_format=torch.channels_last)
-    with torch.no_grad():
-        expect = model(x.float())
-        fused = model.fused(dtype)  # folded from the fp32 parameters, before the cast below
-        eager = model.to(dtype).to(memory_format=torch.channels_last)
-    check_and_time_model(row, fused, eager, x, expect, timer)
+        expect = block(x.float())
+    fused = block.fused(dtype)
+    eager = block.to(dtype).to(memory_format=torch.channels_last)
+    check.method(row, "fused", lambda: fused(x), expect)
+    row.kernel = " | ".join(f"{k}: {getattr(fused, k).describe()}" for k in ("conv1", "conv2", "conv3"))
+    check.method(row, "eager", lambda: eager(x), expect)
+    check.add(row)
     return row, (eager, (x,))
 
 
-def time_compiled(row, eager, inputs, mode, timer):
-    """Compile the eager block with torch.compile(mode) and time it; returns the compile seconds."""
+# ------------------------------------------------------------------------------------------------- warm-up
+
+def _warm(job):
+    """In a worker process: launch every autotuning config of the job's kernels once (fills Triton's disk cache)."""
+    conv, dtype_name, kernels, device = job
+    dtype = DTYPES[dtype_name]
+    eager = EagerConv(conv)
+    x = randn((1, conv.cin, *conv.hw), dtype, device)
+    oh, ow = conv.out_hw
+    z = randn((1, conv.cout, oh, ow), dtype, device) if conv.residual else None
+    weight, _, shift = eager.folded(dtype)
+    weight, shift = weight.to(device), shift.to(device)
+    done = 0
+    for name in kernels:
+        module = importlib.import_module(f"archc_kernels.triton.{name}")
+        for config in module.CONFIGS:
+            module.plan(x, weight, None, shift, stride=conv.stride, padding=conv.padding, dilation=conv.dilation,
+                        groups=conv.groups, act=conv.act, residual=z, config=config)(x, z)
+            done += 1
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return done
+
+
+def warm_jobs(check, convs_by_dtype):
+    """One job per distinct Triton specialisation: (conv, dtype, kernel names, device)."""
+    from archc_kernels import ConvBNAct
+
+    jobs, seen = [], set()
+    for dtype_name, convs in convs_by_dtype.items():
+        for conv, alt in convs:
+            dtype = DTYPES[dtype_name]
+            x = randn((1, conv.cin, *conv.hw), dtype, check.device)
+            z = randn((1, conv.cout, *conv.out_hw), dtype, check.device) if conv.residual else None
+            op = EagerConv(conv).to(check.device).fused(dtype)
+            kernel = op.route(x, z)[0]
+            if not kernel.startswith("triton."):
+                continue
+            names = [kernel.removeprefix("triton.")] + ([alt] if alt else [])
+            for name in names:
+                module = importlib.import_module(f"archc_kernels.triton.{name}")
+                plan = module.plan(x, op.weight, None, op.shift, stride=conv.stride, padding=conv.padding,
+                                   dilation=conv.dilation, groups=conv.groups, act=conv.act, residual=z,
+                                   config=module.DEFAULT)
+                signature = (name, dtype_name, tuple(sorted(plan.flags.items())),
+                             tuple((v == 1, v % 16 == 0) for v in plan.sizes))
+                if signature not in seen:
+                    seen.add(signature)
+                    jobs.append((conv, dtype_name, [name], check.device.type))
+    return jobs
+
+
+def warm(check, jobs, seconds):
+    """Run the jobs on all cores, for at most `seconds`; what is not done then compiles when first timed."""
+    if not jobs:
+        return
+    workers = min(len(jobs), os.cpu_count() or 1, 2 if check.rehearse else 16)
+    start = time.monotonic()
+    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    futures = [pool.submit(_warm, job) for job in jobs]
+    done, pending = concurrent.futures.wait(futures, timeout=seconds)
+    compiled = sum(f.result() for f in done if f.exception() is None)
+    errors = [repr(f.exception())[:200] for f in done if f.exception() is not None]
+    for f in pending:
+        f.cancel()
+    for process in list(getattr(pool, "_processes", {}).values()):  # stop compiles still running
+        process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+    note = (f"warm-up: {len(done)}/{len(jobs)} specialisations, {compiled} kernel configs launched on {workers} "
+            f"processes in {time.monotonic() - start:.0f} s" + (f"; errors: {errors[:3]}" if errors else ""))
+    check.notes.append(note)
+    print(note, flush=True)
+
+
+# ------------------------------------------------------------------------------------------------- phases
+
+def ceilings(check):
+    """Measure the copy bandwidth and the fp16 matrix rate the floors are computed from."""
+    if check.device.type != "cuda":
+        check.notes.append("ceilings: not measured (no CUDA); floors use the H200 figures")
+        return
+    import triton.testing
+
+    src = torch.randn(2 ** 29 // 2, device="cuda", dtype=torch.float16)  # 512 MiB
+    dst = torch.empty_like(src)
+    ms = triton.testing.do_bench(lambda: dst.copy_(src), warmup=10, rep=100, return_mode="median")
+    PEAKS["bytes"] = 2 * src.numel() * 2 / (ms * 1e-3)
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.float16)
+    b = torch.randn(8192, 8192, device="cuda", dtype=torch.float16)
+    ms = triton.testing.do_bench(lambda: a @ b, warmup=10, rep=100, return_mode="median")
+    PEAKS["flops"] = 2 * 8192 ** 3 / (ms * 1e-3)
+    del src, dst, a, b
+    check.notes.append(f"ceilings measured: copy {PEAKS['bytes'] / 1e12:.2f} TB/s (read + write, 512 MiB fp16), "
+                       f"fp16 matmul 8192^3 {PEAKS['flops'] / 1e12:.0f} TFLOP/s (random data)")
+    print(check.notes[-1], flush=True)
+
+
+def run_tests(check, seconds):
+    """tests/kernels on this machine (CUDA when there is one), in parallel, for at most `seconds`."""
+    workers = 2 if check.rehearse else min(16, os.cpu_count() or 1)
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", str(workers), "tests/kernels"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    print(f"$ {' '.join(cmd)}   (limit {seconds:.0f} s)", flush=True)
+    log = check.args.out / "kernel_tests.log" if check.args.out else None
+    try:
+        done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=seconds)
+        text, passed = done.stdout + done.stderr, done.returncode == 0
+        lines = text.strip().splitlines()
+        summary = lines[-1] if lines else f"exit {done.returncode}"
+    except subprocess.TimeoutExpired as e:
+        text = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        passed, summary = False, f"timed out after {seconds:.0f} s"
+    if log:
+        write_atomic(log, text)
+    check.tests = {"ran": True, "passed": passed, "summary": summary}
+    print("\n".join(text.strip().splitlines()[-15:]), flush=True)
+    check.save()
+
+
+def time_compiled(check, row, eager, inputs, mode):
     import torch._dynamo
 
-    torch._dynamo.reset()  # a fresh cache per block: the recompile limit would silently fall back to eager
+    torch._dynamo.reset()
     start = time.monotonic()
-    try:
+
+    def build():
         compiled = torch.compile(eager, mode=mode, dynamic=False)
         with torch.no_grad():
             compiled(*inputs)
-        if timer.device.type == "cuda":
+        if check.device.type == "cuda":
             torch.cuda.synchronize()
-    except Exception as e:
-        row.ms["compile"] = f"error: {type(e).__name__}"
-        print(f"  [compile] {row.name} failed:\n" + traceback.format_exc(limit=6), flush=True)
-        return time.monotonic() - start
-    seconds = time.monotonic() - start
-    timer.measure(row, "compile", lambda: compiled(*inputs))
-    return seconds
+        return compiled
+
+    compiled = check.attempt(row, "compile", build)
+    if compiled is None:
+        return
+    row.note += f"; compile {mode!r} built in {time.monotonic() - start:.0f} s"
+    check.method(row, "compile", lambda: compiled(*inputs), rep_ms=400 if row.section == "model" else 40)
+    check.save()
 
 
-# ----------------------------------------------------------------------------------------- report
+# ------------------------------------------------------------------------------------------------- report
 
-def fmt_ms(value):
-    if isinstance(value, float):
-        return f"{value:.3f}"
+def fmt(value):
+    if isinstance(value, list):
+        return f"{value[0]:.3f} ({value[1]:.3f}..{value[2]:.3f})"
     return "-" if value is None else str(value)
 
 
@@ -500,223 +620,182 @@ def fmt_ratio(value):
     return "-" if value is None else f"{value:.2f}x"
 
 
-def geomean(values):
-    values = [v for v in values if v is not None and v > 0]
-    return math.exp(sum(map(math.log, values)) / len(values)) if values else None
-
-
-def table(rows):
-    head = ["section", "name", "N", "dtype", "GFLOP", "floor ms", "fused ms", "TFLOP/s", "floor/fused",
-            "eager ms", "cudnn ms", "compile ms", "eager/fused", "cudnn/fused", "compile/fused", "rel err (eager)",
-            "kernel", "note"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+def report(check) -> str:
+    rows = check.rows
+    head = ["section", "name", "shape", "N", "dtype", "GFLOP", "floor ms", "fused ms (p20..p80)", "fused graph ms",
+            "floor/fused graph", "eager ms", "eager graph ms", "cudnn ms", "cudnn graph ms", "alt graph ms",
+            "compile ms", "eager/fused", "eager/fused graph", "cudnn/fused graph", "rel err fused (eager)", "kernel",
+            "note"]
+    table = []
     for r in rows:
-        fused = r.ms.get("fused")
-        tflops = f"{r.gflop / fused:.1f}" if isinstance(fused, float) else "-"
-        eff = f"{r.floor_ms / fused:.0%}" if isinstance(fused, float) else "-"
-        err = "-" if r.err is None else f"{r.err:.1e}" + (" FAIL" if r.failed() else "")
-        err += "" if r.eager_err is None else f" ({r.eager_err:.1e})"
-        cells = [r.section, r.name, r.batch, r.dtype, f"{r.gflop:.2f}", f"{r.floor_ms:.3f}", fmt_ms(fused), tflops,
-                 eff, fmt_ms(r.ms.get("eager")), fmt_ms(r.ms.get("cudnn")), fmt_ms(r.ms.get("compile")),
-                 fmt_ratio(r.ratio("eager")), fmt_ratio(r.ratio("cudnn")), fmt_ratio(r.ratio("compile")), err,
-                 r.kernel, r.note]
-        lines.append("| " + " | ".join(map(str, cells)) + " |")
+        graph = r.median("fused.graph")
+        err = "-" if "fused" not in r.err else f"{r.err['fused']:.1e}" + (" FAIL" if r.failed() else "")
+        err += f" ({r.err['eager']:.1e})" if "eager" in r.err else ""
+        if "alt" in r.err:
+            err += f"; alt {r.err['alt']:.1e}"
+        table.append([r.section, r.name, r.shape, r.batch, r.dtype, f"{r.gflop:.2f}", f"{r.floor_ms:.3f}",
+                      fmt(r.ms.get("fused")), fmt(r.ms.get("fused.graph")),
+                      f"{r.floor_ms / graph:.0%}" if graph else "-", fmt(r.ms.get("eager")),
+                      fmt(r.ms.get("eager.graph")), fmt(r.ms.get("cudnn")), fmt(r.ms.get("cudnn.graph")),
+                      fmt(r.ms.get("alt.graph")), fmt(r.ms.get("compile")), fmt_ratio(r.ratio("eager")),
+                      fmt_ratio(r.ratio("eager", graph=True)), fmt_ratio(r.ratio("cudnn", graph=True)), err,
+                      r.kernel, r.note])
+    failed = [f"{r.name} {r.dtype} N={r.batch}" for r in rows if r.failed()]
+    info = check.info
+    return "\n".join([
+        f"# archc_kernels GPU check, {info['date']}", "",
+        "```", json.dumps(info, indent=1), "```", "",
+        *[f"- {n}" for n in check.notes], "",
+        f"Tests: {check.tests.get('summary', 'not run')}" + ("" if check.tests.get("passed", True) else " (FAILED)"),
+        f"Floor = max(FLOPs / {PEAKS['flops'] / 1e12:.0f} TFLOP/s, bytes / {PEAKS['bytes'] / 1e12:.2f} TB/s). "
+        "Ratios are baseline ms / fused ms (> 1: fused is faster); 'graph' columns are CUDA-graph replays (GPU "
+        "time alone). Times: median (20th..80th percentile) ms.", "",
+        markdown_table(head, table), "",
+        summary(rows), "",
+        f"Failed correctness checks: {', '.join(failed) if failed else 'none'}",
+        f"Wall time: {check.budget.elapsed():.0f} s of a {check.budget.seconds:.0f} s budget.", ""])
+
+
+def summary(rows) -> str:
+    lines = ["| section | dtype | N | rows | eager/fused | eager/fused graph | min eager/fused graph | "
+             "cudnn/fused graph | alt/fused graph |", "|---|---|---|---|---|---|---|---|---|"]
+    for key in sorted({(r.section, r.dtype, r.batch) for r in rows}, key=lambda k: (k[0], k[1], -k[2])):
+        picked = [r for r in rows if (r.section, r.dtype, r.batch) == key]
+        graph = [r.ratio("eager", graph=True) for r in picked]
+        values = [geomean([r.ratio("eager") for r in picked]), geomean(graph),
+                  min((g for g in graph if g), default=None), geomean([r.ratio("cudnn", graph=True) for r in picked]),
+                  geomean([r.ratio("alt", graph=True) for r in picked])]
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {len(picked)} | " + " | ".join(map(fmt_ratio, values)) + " |")
+
+    def target(label, rows_, baseline, need, floor=None):
+        for graph in (False, True):
+            ratios = [r.ratio(baseline, graph=graph) for r in rows_]
+            value, low = geomean(ratios), min((v for v in ratios if v), default=None)
+            met = value is not None and value >= need and (floor is None or (low or 0) >= floor)
+            lines.append(f"- {label} ({'graph replay' if graph else 'end to end'}): geomean {fmt_ratio(value)}"
+                         + (f", min {fmt_ratio(low)}" if floor else "") + f" over {sum(v is not None for v in ratios)}"
+                         f" rows -> {'MET' if met else 'not met' if value else 'not measured'}")
+
+    lines += ["", "Targets:"]
+    conv = [r for r in rows if r.section == "conv" and r.dtype == "fp16" and r.batch == 128]
+    grouped = [r for r in rows if r.section == "grouped" and r.dtype == "fp16" and " g" in r.shape]
+    models = [r for r in rows if r.section == "model" and r.dtype == "fp16"]
+    target("ResNet-50 convs fp16 N=128 vs eager cuDNN conv+BN+act, >= 1.0x, none below 0.8x", conv, "eager", 1.0, 0.8)
+    target("ResNeXt-50 grouped convs vs eager cuDNN grouped conv+BN+ReLU, >= 1.2x", grouped, "eager", 1.2)
+    target("whole fused models vs eager channels_last cuDNN, >= 1.0x", models, "eager", 1.0)
+    if any(r.median("compile") for r in models):
+        target("whole fused models vs torch.compile (reported)", models, "compile", 0.0)
     return "\n".join(lines)
 
 
-def summary(rows):
-    """Geomeans of baseline/fused over the conv rows (conv+BN+ReLU only), per dtype and batch."""
-    lines = ["| dtype | N | rows | eager/fused | cudnn/fused | compile/fused |", "|---|---|---|---|---|---|"]
-    groups = sorted({(r.dtype, r.batch) for r in rows if r.section == "conv"}, key=lambda k: (k[0], -k[1]))
-    for dtype, batch in groups:
-        picked = [r for r in rows if r.section == "conv" and (r.dtype, r.batch) == (dtype, batch)
-                  and not r.name.endswith("+res")]
-        cells = [fmt_ratio(geomean([r.ratio(m) for r in picked])) for m in ("eager", "cudnn", "compile")]
-        counts = "/".join(str(sum(r.ratio(m) is not None for r in picked)) for m in ("eager", "cudnn", "compile"))
-        lines.append(f"| {dtype} | {batch} | {counts} | " + " | ".join(cells) + " |")
-    target = [r.ratio("eager") for r in rows if r.section == "conv" and r.dtype == "fp16" and r.batch == 128
-              and not r.name.endswith("+res")]
-    value = geomean(target)
-    verdict = "not measured" if value is None else ("MET" if value >= 1.0 else "NOT MET")
-    lines.append("")
-    lines.append(f"Target (fused conv+BN+ReLU, fp16, N=128, geomean >= 1.00x eager cuDNN conv+BN+ReLU): "
-                 f"{fmt_ratio(value)} over {sum(v is not None for v in target)} shapes -> {verdict}")
-    return "\n".join(lines)
-
-
-def environment(device):
-    info = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "python": platform.python_version(),
-            "torch": torch.__version__, "cuda": torch.version.cuda, "device": str(device)}
-    try:
-        import triton
-
-        info["triton"] = triton.__version__
-    except Exception as e:
-        info["triton"] = f"unavailable ({type(e).__name__})"
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-        info["cudnn"] = torch.backends.cudnn.version()
-        info["sm"] = "%d.%d" % torch.cuda.get_device_capability(device)
-    return info
-
-
-def write_results(out_dir, info, tests, rows, text):
-    out_dir.mkdir(parents=True, exist_ok=True)
-    gpu = "".join(c if c.isalnum() else "-" for c in info.get("gpu", info["device"])).strip("-")
-    stem = f"gpu_check-{info['date'][:19].replace(':', '')}-{gpu}"
-    (out_dir / f"{stem}.md").write_text(text + "\n")
-    payload = {"environment": info, "tests": tests, "peaks": {"flops": PEAK_FLOPS, "bytes_per_s": PEAK_BYTES},
-               "rows": [asdict(r) for r in rows]}
-    (out_dir / f"{stem}.json").write_text(json.dumps(payload, indent=1, default=str) + "\n")
-    return out_dir / f"{stem}.md", out_dir / f"{stem}.json"
-
-
-# ----------------------------------------------------------------------------------------- main
+# ------------------------------------------------------------------------------------------------- main
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--budget", type=float, default=420.0,
-                   help="seconds for the whole run (default 420: with start-up and one overrunning step, < 8 min)")
-    p.add_argument("--test-timeout", type=float, default=180.0, help="seconds for the kernel tests (default 180)")
-    p.add_argument("--batches", help="conv batch sizes, in priority order (default 128,32)")
-    p.add_argument("--dtypes", help="dtypes, in priority order (default fp16,bf16)")
-    p.add_argument("--compile-mode",
-                   help="torch.compile mode, 'none' skips it (default max-autotune-no-cudagraphs: the kernels "
-                        "max-autotune picks, without CUDA graphs, whose replays copy every input into a static "
-                        "buffer first)")
-    p.add_argument("--skip-tests", action="store_true", help="skip the kernel tests")
-    p.add_argument("--only", default="", help="comma-separated substrings: time only matching convs/blocks")
-    p.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="results folder")
-    p.add_argument("--smoke", action="store_true",
-                   help="check this script on CPU (defaults: batch 2, fp32, no compiles; no tests): "
-                        "times mean nothing and nothing is written")
-    args = p.parse_args(argv)
-    defaults = ("2", "fp32", "none") if args.smoke else ("128,32", "fp16,bf16", "max-autotune-no-cudagraphs")
-    args.batches = [int(b) for b in (args.batches or defaults[0]).split(",") if b]
-    args.dtypes = [d for d in (args.dtypes or defaults[1]).split(",") if d]
-    args.compile_mode = args.compile_mode or defaults[2]
-    args.skip_tests = args.skip_tests or args.smoke
-    return args
+    p.add_argument("--out", type=Path, help="folder for gpu_check.md / .json / kernel_tests.log (default: none)")
+    p.add_argument("--budget", type=float, default=400.0, help="seconds for the whole run (default 400)")
+    p.add_argument("--rehearse", action="store_true",
+                   help="run every phase on the CPU: Triton's interpreter, batch 1, maps of at most 4x4, fp32 and "
+                        "fp16, few rows (times mean nothing)")
+    p.add_argument("--skip", default="", help="comma-separated phases to leave out (conv, model, grouped, block, "
+                                              "bf16, n32, tests, compile, warm)")
+    return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    budget = Budget(args.budget)
-    batches, dtypes = args.batches, args.dtypes
-    if not args.smoke and not torch.cuda.is_available():
-        print(f"gpu_check: no CUDA device visible to torch {torch.__version__} (built for CUDA "
-              f"{torch.version.cuda}); nothing to measure. Run it on a machine with an NVIDIA GPU, "
-              "or pass --smoke to check the script itself on CPU.", file=sys.stderr)
+    if args.rehearse:
+        os.environ["TRITON_INTERPRET"] = "1"
+        os.environ["ARCHC_KERNELS"] = "triton"
+    elif not torch.cuda.is_available():
+        print(f"gpu_check: no CUDA device visible to torch {torch.__version__}; run it on a machine with an NVIDIA "
+              "GPU, or pass --rehearse to run it on the CPU.", file=sys.stderr)
         return 2
-    device = torch.device("cpu" if args.smoke else "cuda")
-    unknown = [d for d in dtypes if d not in DTYPES]
-    if unknown:
-        print(f"gpu_check: unknown dtypes {unknown}; choose from {sorted(DTYPES)}", file=sys.stderr)
-        return 2
-    torch.backends.cudnn.allow_tf32 = False  # fp32 references exact; fp16/bf16 timings unaffected
+    torch.backends.cudnn.allow_tf32 = False  # the fp32 references exact; fp16/bf16 timings are unaffected
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.manual_seed(0)
-    info = environment(device)
-    print("gpu_check:", json.dumps(info), flush=True)
-    only = [s for s in args.only.split(",") if s]
+    check = Check(args)
+    skip = set(filter(None, args.skip.split(",")))
+    print("gpu_check:", json.dumps(check.info), flush=True)
+    check.save()
 
-    def wanted(name):
-        return not only or any(s in name for s in only)
+    recorded = {}
+    for name, spec in SPECS.items():  # without archc (say, jsonschema missing) the spec-driven rows are skipped
+        try:
+            recorded[name] = record(spec)
+        except Exception:
+            check.notes.append(f"could not record {spec}: {traceback.format_exc(limit=2).splitlines()[-1]}")
+            print(traceback.format_exc(), flush=True)
+    empty = Recorded({}, 0, 0, 0, [])
+    resnet = distinct(recorded.get("resnet50", empty).convs)
+    resnext = distinct(recorded.get("resnext50_32x4d", empty).convs)
+    grouped = {c: n for c, n in resnext.items() if c.groups > 1}
+    depthwise = {Conv(c, c, (3, 3), (s, s), (1, 1), (1, 1), c, "relu6", False, (hw, hw)): [f"mobilenet_v2 dw{c} s{s}"]
+                 for c, s, hw in MOBILENET_V2_DEPTHWISE}
+    fp16, bf16, big, small = "fp16", "bf16", 128, 32
+    if args.rehearse:  # every phase, few rows, tiny maps
+        resnet = {shrink(c): n for c, n in list(resnet.items())[:4]}
+        grouped = {shrink(c): n for c, n in list(grouped.items())[:2]}
+        depthwise = {shrink(c): n for c, n in list(depthwise.items())[:2]}
+        fp16, bf16, big, small = "fp16", "fp32", 1, 2
+    check.notes.append(f"shapes: {len(resnet)} distinct convs of {SPECS['resnet50']}, {len(grouped)} grouped of "
+                       f"{SPECS['resnext50_32x4d']}, {len(depthwise)} MobileNetV2 depthwise")
+    ceilings(check)
 
-    # 1. tests -----------------------------------------------------------------------------------
-    tests = {"ran": False}
-    if not args.skip_tests:
-        limit = max(30.0, min(args.test_timeout, budget.left() - 240))
-        passed, line = run_tests(limit, {"ARCHC_KERNELS_TUNE": "0"})
-        tests = {"ran": True, "passed": passed, "summary": line}
-        print(f"tests: {'passed' if passed else 'FAILED'}: {line}  ({budget.elapsed():.0f} s)", flush=True)
+    if "warm" not in skip:
+        plans = {fp16: [(c, None) for c in resnet] + [(c, "conv") for c in grouped] + [(c, None) for c in depthwise]
+                 + ([] if args.rehearse else [(c, None) for c in resnext]),
+                 bf16: [(c, None) for c in resnet]}
+        jobs = warm_jobs(check, plans)
+        warm(check, jobs[:3] if args.rehearse else jobs, min(150.0, check.budget.left() * 0.35))
 
-    timer = Timer(device)
-    rows, compilable = [], []  # compilable: (row, eager module, inputs) for the torch.compile pass
-    reserve = 20.0  # seconds kept for the report
+    compilable = []
 
-    # 2. convs -----------------------------------------------------------------------------------
-    skipped = 0
-    for dtype_name in dtypes:
-        for batch in batches:
-            for name in RESNET50_CONVS:
-                for residual in (False, True) if name in WITH_RESIDUAL else (False,):
-                    if not wanted(name):
-                        continue
-                    if budget.left() < reserve + 60:
-                        skipped += 1
-                        continue
-                    row, eager = conv_row(name, batch, dtype_name, residual, device, timer)
-                    rows.append(row)
-                    compilable.append((row, *eager))
-                    print(f"  {row.name:22s} {dtype_name} N={batch:<4d} fused {fmt_ms(row.ms.get('fused'))} "
-                          f"eager {fmt_ms(row.ms.get('eager'))} cudnn {fmt_ms(row.ms.get('cudnn'))} ms "
-                          f"({budget.elapsed():.0f} s)", flush=True)
+    def compile_targets():  # whole models; a rehearsal compiles one conv (a model takes minutes on 2 CPUs)
+        return compilable[:1] if args.rehearse else [c for c in compilable if c[0].section == "model"]
 
-    if skipped:
-        print(f"budget: skipped {skipped} conv rows", flush=True)
+    def convs(section, cases, dtype_name, batch, alt=None, estimate=2.0):
+        for conv, names in cases.items():
+            if not check.fits(estimate):
+                check.notes.append(f"budget: stopped {section} {dtype_name} N={batch} before {names[0]}")
+                return
+            label = names[0] + (f" (+{len(names) - 1})" if len(names) > 1 else "")
+            result = conv_row(check, section, label, conv, batch, dtype_name, alt)
+            compilable.append(result)
 
-    # 3. blocks and the ResNet-50 body, at the largest batch ------------------------------------
-    batch = max(batches)
-    for dtype_name in dtypes:
-        for name in BLOCKS:
-            if wanted(name) and budget.left() > reserve + 30:
-                row, eager = block_row(name, batch, dtype_name, device, timer)
-                rows.append(row)
-                compilable.append((row, *eager))
-                print(f"  {name:26s} {dtype_name} N={batch} fused {fmt_ms(row.ms.get('fused'))} "
-                      f"eager {fmt_ms(row.ms.get('eager'))} ms ({budget.elapsed():.0f} s)", flush=True)
-        if wanted("resnet50.body") and budget.left() > reserve + 40:
-            row, _ = resnet_row(batch, dtype_name, device, timer)
-            rows.append(row)
-            print(f"  resnet50.body {dtype_name} N={batch}: {row.note} ({budget.elapsed():.0f} s)", flush=True)
-        if wanted("archc") and budget.left() > reserve + 40:
-            row = archc_row(batch, dtype_name, device, timer)
-            rows.append(row)
-            print(f"  archc resnet50 {dtype_name} N={batch}: {row.note} ({budget.elapsed():.0f} s)", flush=True)
-
-    # 4. torch.compile of the eager blocks, while the budget lasts -------------------------------
-    if args.compile_mode != "none":
-        seen = []  # compile seconds; the first includes Inductor's one-off start-up
-        # Most wanted first: the first dtype and batch (the target's), conv rows before blocks.
-        compilable.sort(key=lambda c: (dtypes.index(c[0].dtype), batches.index(c[0].batch), c[0].section != "conv"))
-        for row, eager, inputs in compilable:
-            estimate = max(seen[1:] or seen or [45.0])
-            if budget.left() < reserve + 2 * estimate:
-                row.ms["compile"] = "skip: budget"
-                continue
-            seconds = time_compiled(row, eager, inputs, args.compile_mode, timer)
-            seen.append(seconds)
-            print(f"  compile {row.name} {row.dtype} N={row.batch}: {seconds:.0f} s to build, "
-                  f"{fmt_ms(row.ms.get('compile'))} ms ({budget.elapsed():.0f} s)", flush=True)
-
-    # 5. report ----------------------------------------------------------------------------------
-    failed = [f"{r.name} {r.dtype} N={r.batch}" for r in rows if r.failed()]
-    text = "\n".join([
-        f"# archc_kernels GPU check, {info['date']}",
-        "",
-        "```", json.dumps(info, indent=1), "```",
-        "",
-        f"Tests: {tests.get('summary', 'skipped')}" + ("" if tests.get("passed", True) else " (FAILED)"),
-        f"Floor = max(FLOPs / {PEAK_FLOPS / 1e12:.0f} TFLOP/s, bytes / {PEAK_BYTES / 1e12:.1f} TB/s). "
-        "Ratios are baseline ms / fused ms (> 1: fused is faster). eager = cuDNN conv + BN + ReLU "
-        "(+ add) in eager PyTorch; cudnn = torch.cudnn_convolution_relu / _add_relu on the folded weights; "
-        f"compile = torch.compile(mode={args.compile_mode!r}) of the eager block. Rel err: fused output vs fp32 "
-        "(eager's in brackets); FAIL above max(dtype bound, 2x eager's).",
-        "",
-        table(rows),
-        "",
-        summary(rows),
-        "",
-        f"Failed correctness or fused errors: {', '.join(failed) if failed else 'none'}",
-        f"Wall time: {budget.elapsed():.0f} s of a {args.budget:.0f} s budget.",
-    ])
-    if not args.smoke:
-        for path in write_results(args.out, info, tests, rows, text):
-            print(f"wrote {path}")
-    print()
+    phases = [
+        ("conv", lambda: convs("conv", resnet, fp16, big)),
+        ("model", lambda: [compilable.append(model_row(check, name, recorded[name], big, fp16))
+                           for name in recorded if check.fits(30)]),
+        ("grouped", lambda: (convs("grouped", grouped, fp16, big, alt="conv"), convs("grouped", depthwise, fp16, big))),
+        ("block", lambda: [block_row(check, name, block_convs(recorded, name), big, fp16)
+                           for name in BLOCKS if name.split(".")[0] in recorded and check.fits(5)]),
+        ("bf16", lambda: convs("conv", resnet, bf16, big)),
+        ("n32", lambda: convs("conv", resnet, fp16, small)),
+        ("tests", lambda: run_tests(check, min(150.0, check.budget.left() - 20)) if check.fits(40) else None),
+        ("compile", lambda: [time_compiled(check, row, eager, inputs, "default")
+                             for row, (eager, inputs) in compile_targets() if check.fits(90)]),
+    ]
+    for name, phase in phases:
+        if name in skip:
+            continue
+        print(f"== {name} ({check.budget.elapsed():.0f} s)", flush=True)
+        try:
+            phase()
+        except Exception:  # a phase that breaks loses its own rows only
+            check.notes.append(f"phase {name} failed: {traceback.format_exc(limit=3).splitlines()[-1]}")
+            print(traceback.format_exc(), flush=True)
+        check.save()
+    text = report(check)
     print(text, flush=True)
-    return 0 if tests.get("passed", True) and not failed else 1
+    return 0 if check.tests.get("passed", True) and not any(r.failed() for r in check.rows) else 1
+
+
+def block_convs(recorded, name):
+    """{"conv1": Conv, ...} of block `spec.layerN.i`, from the spec's recorded convs."""
+    spec, prefix = name.split(".", 1)
+    found = {k[len(prefix) + 1:].split(".")[0]: c for k, c in recorded[spec].convs.items() if k.startswith(prefix + ".")}
+    return {k: found[k] for k in ("conv1", "conv2", "conv3", "downsample") if k in found}
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ def counted(monkeypatch):
         original = op._prepare
 
         def prepare(x, residual):
-            prepared.append(op.route(x, residual)[0])
-            return original(x, residual)
+            result = original(x, residual)
+            prepared.append(result[0])
+            return result
 
         monkeypatch.setattr(op, "_prepare", prepare)
         return prepared
@@ -57,6 +58,7 @@ def test_prepares_once_per_kind_of_input(monkeypatch, device, counted):
     x = _x(device)
     op(x), op(_x(device)), op(x)
     assert prepared == ["triton.conv"]
+    assert op.describe().startswith("triton.conv BLOCK_M=")
     op(_x(device, n=3))  # a new shape
     op(x.contiguous())  # new strides
     op(x, residual=torch.randn(2, 16, 5, 4, device=device))  # a residual
