@@ -104,9 +104,9 @@ DECLINE = (
 
 
 def _is_gemm(c: _Call) -> bool:
-    """A 1x1, stride-1, unpadded, ungrouped conv over channels_last x is one GEMM [N*H*W, Cin] x [Cin, Cout]."""
-    return (tuple(c.weight.shape[2:]) == (1, 1) and pair(c.stride) == (1, 1) and pair(c.padding) == (0, 0)
-            and c.groups == 1 and c.x.is_contiguous(memory_format=torch.channels_last))
+    """A 1x1, unpadded, ungrouped conv over channels_last x is one GEMM [N*OH*OW, Cin] x [Cin, Cout]."""
+    return (tuple(c.weight.shape[2:]) == (1, 1) and pair(c.padding) == (0, 0) and c.groups == 1
+            and c.x.is_contiguous(memory_format=torch.channels_last))
 
 
 def _is_depthwise(c: _Call) -> bool:
@@ -119,7 +119,7 @@ def _narrow_groups(c: _Call) -> bool:
 
 # (predicate, kernel, why), in order, for calls no DECLINE rule sent to the reference; the last always holds.
 KERNELS = (
-    (_is_gemm, "triton.gemm1x1", "1x1 stride-1 conv over channels_last input"),
+    (_is_gemm, "triton.gemm1x1", "1x1 conv over channels_last input"),
     (_is_depthwise, "triton.depthwise", "depthwise: direct kernel"),
     (_narrow_groups, "triton.grouped", f"fewer than {MIN_GROUP_WIDTH} output channels per group: tiles span groups"),
     (lambda c: True, "triton.conv", "implicit GEMM"),

@@ -18,12 +18,13 @@ SHARED_MEMORY = {90: 232448}  # bytes per block on sm_90 (H100/H200) with the op
 # (ResNet-50's convs; ResNeXt-50's 3x3 with 4 channels per group; MobileNetV2's 3x3 depthwise).
 TYPICAL = {
     "conv": ({"sxc": 1, "swi": 1}, {"CIN_G", "COUT_G", "COUT", "sxn", "sxh", "sxw", "swo", "swh", "sww"}),
-    "gemm1x1": ({"swk": 1}, {"COUT", "CIN", "swn"}),
+    "gemm1x1": ({"swk": 1, "stride_h": 1, "stride_w": 1}, {"COUT", "CIN", "swn", "sxn", "sxh", "sxw"}),
     "grouped": ({"sxc": 1}, {"CIN", "COUT", "sxn", "sxh", "sxw"}),
     "depthwise": ({"sxc": 1, "sww": 1, "MULT": 1}, {"COUT", "sxn", "sxh", "sxw"}),
 }
 # Per kernel module: constexprs its host launcher derives from the shape (grouped: 4 channels per group).
-DERIVED = {"grouped": lambda: __import__(f"{__package__}.grouped", fromlist=["tiling"]).tiling(4, 4)}
+DERIVED = {"grouped": lambda: __import__(f"{__package__}.grouped", fromlist=["tiling"]).tiling(4, 4),
+           "conv": lambda: {"FLAT_K": False}, "gemm1x1": lambda: {"STRIDED": False}}
 
 
 def compile_for(kernel, name: str, dtype: str, config: triton.Config, target=HOPPER, **flags):

@@ -66,8 +66,8 @@ def _kernel(
     GN: tl.constexpr, GK: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, K_BLOCKS: tl.constexpr,
     BLOCK_M: tl.constexpr,
 ):
-    tile = tl.program_id(1)
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)  # output pixels (n, oh, ow)
+    tile = tl.program_id(0)  # tiles vary fastest: programs running together read adjacent channels of a pixel
+    rows = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)  # output pixels (n, oh, ow)
     ns = tl.arange(0, BLOCK_N)
     cols = tile * GN + ns  # output channels of this tile's groups
     row_ok = rows < M
@@ -118,7 +118,7 @@ def plan(x, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1, 
     m, tiles = n * oh * ow, triton.cdiv(cout, t["GN"])
 
     def grid(meta):
-        return triton.cdiv(m, meta["BLOCK_M"]), tiles
+        return tiles, triton.cdiv(m, meta["BLOCK_M"])
 
     sizes = (m, h, w, oh, ow, cin, cout, kh, kw, *stride, *padding, *dilation, *x.stride())
     return Plan(_kernel, _tuned, grid, (n, cout, oh, ow), (packed, scale, shift), sizes,

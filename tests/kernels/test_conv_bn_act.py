@@ -18,7 +18,9 @@ KERNELS = {"conv": conv, "gemm1x1": gemm1x1, "depthwise": depthwise, "grouped": 
 # id: (n, cin, h, w, cout, k, make_inputs options)
 CONV_CASES = {
     "cin1_cout1": (1, 1, 5, 5, 1, 3, dict(padding=1)),
-    "stem_cin3_k7_s2_p3": (1, 3, 9, 11, 16, 7, dict(stride=2, padding=3)),
+    "stem_cin3_k7_s2_p3": (1, 3, 9, 11, 16, 7, dict(stride=2, padding=3)),  # K flat over (kh, kw, c)
+    "flat_k_cin5_dilation2_nonsquare": (2, 5, 8, 7, 20, (3, 2), dict(padding=(2, 1), dilation=2, residual=True)),
+    "flat_k_groups2_cin_g6": (1, 12, 5, 5, 16, 3, dict(padding=1, groups=2)),
     "cin17_cout33_batch3_residual": (3, 17, 3, 4, 33, 3, dict(padding=1, residual=True)),
     "cin33_cout17_stride2": (1, 33, 6, 5, 17, 3, dict(stride=2, padding=1)),
     "spatial_1x1_k3": (3, 16, 1, 1, 16, 3, dict(padding=1)),
@@ -44,6 +46,8 @@ GEMM_CASES = {
     "spatial_1x1_batch3": (3, 17, 1, 1, 33, {}),
     "cin64_cout16_k_loop_residual": (2, 64, 3, 3, 16, dict(residual=True)),
     "folded_weight_no_scale": (1, 16, 3, 3, 16, dict(scale=False)),
+    "downsample_stride2_odd_map_residual": (2, 24, 5, 7, 40, dict(stride=2, residual=True)),
+    "stride_2x3": (1, 16, 6, 7, 17, dict(stride=(2, 3))),
 }
 
 
@@ -149,6 +153,8 @@ def test_launchers_reject_what_they_cannot_compute(make_inputs):
     nchw = make_inputs(1, 16, 3, 3, 16, 1)
     with pytest.raises(ValueError, match="channels_last"):
         gemm1x1.conv_bn_act(**nchw)
+    with pytest.raises(ValueError, match="padding 0"):
+        gemm1x1.conv_bn_act(**make_inputs(1, 16, 3, 3, 16, 1, channels_last=True, padding=1))
     with pytest.raises(ValueError, match="does not fit"):
         conv.conv_bn_act(**{**nchw, "groups": 3})
     with pytest.raises(ValueError, match="scale"):
