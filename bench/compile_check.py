@@ -25,7 +25,7 @@ def main() -> None:
         module = importlib.import_module(f"archc_kernels.triton.{name}")
         for dtype in ("fp16", "bf16", "fp32"):
             for cfg in [*module.CONFIGS, module.DEFAULT]:
-                k = {"BLOCK_K": "-", **cfg.kwargs}
+                k = {"BLOCK_N": "-", "BLOCK_K": "-", **aot.DERIVED.get(name, dict)(), **cfg.kwargs}
                 t = time.perf_counter()
                 try:
                     c = aot.compile_for(module._kernel, name, dtype, cfg)
@@ -40,8 +40,9 @@ def main() -> None:
                              f"{time.perf_counter() - t:.1f} |")
                 print(lines[-1], flush=True)
     text = (f"# Triton kernels compiled for sm_90 without a GPU\n\ndate {datetime.date.today()}, triton "
-            f"{triton.__version__}, target cuda sm_90 (H100/H200), specialised as a typical ResNet-50 call on "
-            "channels_last tensors (archc_kernels/triton/aot.py); epilogue: shift + residual + relu. "
+            f"{triton.__version__}, target cuda sm_90 (H100/H200), specialised as a typical call on channels_last "
+            "tensors (archc_kernels/triton/aot.py: ResNet-50's convs, ResNeXt-50's 4-channel groups, MobileNetV2's "
+            "depthwise); epilogue: shift + residual + relu. Depthwise has no dot (no mma, no cp.async expected). "
             f"fp32 dots in IEEE precision. Shared-memory limit per block {aot.SHARED_MEMORY[90]} bytes.\n\n"
             + "\n".join(lines) + f"\n\n{failures} configuration(s) failed to compile or do not fit.\n")
     (ROOT / "bench" / "results" / "compile_check.md").write_text(text)

@@ -492,8 +492,6 @@ def _warm(job):
 
 def warm_jobs(check, convs_by_dtype):
     """One job per distinct Triton specialisation: (conv, dtype, kernel names, device)."""
-    from archc_kernels import ConvBNAct
-
     jobs, seen = [], set()
     for dtype_name, convs in convs_by_dtype.items():
         for conv, alt in convs:
@@ -557,7 +555,6 @@ def ceilings(check):
     b = torch.randn(8192, 8192, device="cuda", dtype=torch.float16)
     ms = triton.testing.do_bench(lambda: a @ b, warmup=10, rep=100, return_mode="median")
     PEAKS["flops"] = 2 * 8192 ** 3 / (ms * 1e-3)
-    del src, dst, a, b
     check.notes.append(f"ceilings measured: copy {PEAKS['bytes'] / 1e12:.2f} TB/s (read + write, 512 MiB fp16), "
                        f"fp16 matmul 8192^3 {PEAKS['flops'] / 1e12:.0f} TFLOP/s (random data)")
     print(check.notes[-1], flush=True)
@@ -806,7 +803,8 @@ def main(argv=None):
 def block_convs(recorded, name):
     """{"conv1": Conv, ...} of block `spec.layerN.i`, from the spec's recorded convs."""
     spec, prefix = name.split(".", 1)
-    found = {k[len(prefix) + 1:].split(".")[0]: c for k, c in recorded[spec].convs.items() if k.startswith(prefix + ".")}
+    found = {k[len(prefix) + 1:].split(".")[0]: c for k, c in recorded[spec].convs.items()
+             if k.startswith(prefix + ".")}
     return {k: found[k] for k in ("conv1", "conv2", "conv3", "downsample") if k in found}
 
 

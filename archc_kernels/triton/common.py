@@ -24,6 +24,15 @@ def grouped_tile(pid, num_m, num_n, GROUP_M: tl.constexpr):
 
 
 @triton.jit
+def pixel_origins(rows, OH, OW, stride_h, stride_w, pad_h, pad_w):
+    """(n, ih0, iw0) of output pixels ``rows`` (n, oh, ow flattened): their image and the top-left input
+    position of their window."""
+    ow = rows % OW
+    oh = (rows // OW) % OH
+    return rows // (OW * OH), oh * stride_h - pad_h, ow * stride_w - pad_w
+
+
+@triton.jit
 def activate(y, ACT: tl.constexpr):
     if ACT == 1:
         y = tl.maximum(y, 0.0)
@@ -111,6 +120,19 @@ class Plan:
             return out
         self.kernel[self.grid](*args, **self.options)
         return out
+
+
+def launcher(plan):
+    """The one-call form of a kernel module's ``plan``: prepare, then run on the same tensors."""
+
+    def conv_bn_act(x, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1, groups=1, act="relu",
+                    residual=None, out=None, config=None):
+        return plan(x, weight, scale, shift, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                    act=act, residual=residual, config=config)(x, residual, out)
+
+    conv_bn_act.__doc__ = f"``act(conv2d(x, weight) * scale + shift + residual)`` into a channels_last output " \
+                          f"(``out`` if given), as {plan.__module__}.plan prepares it."
+    return conv_bn_act
 
 
 def epilogue_flags(x, scale, shift, residual, act):

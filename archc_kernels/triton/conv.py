@@ -11,8 +11,8 @@ import triton
 import triton.language as tl
 
 from ..shapes import pair
-from .common import Plan, autotuned, check_weight, epilogue_flags, fused_epilogue, grouped_tile, output_hw, \
-    tile_config, vector
+from .common import Plan, autotuned, check_weight, epilogue_flags, fused_epilogue, grouped_tile, launcher, \
+    output_hw, pixel_origins, tile_config, vector
 
 # (BLOCK_M, BLOCK_N, BLOCK_K, stages, warps). Inductor's conv template caps non-1x1 kernels at 4 warps after
 # silent wrong results at 8 (pytorch #173068); here every config is checked on a GPU against the float64
@@ -49,11 +49,7 @@ def _kernel(
     cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)  # output channels within the group
     row_ok = rows < M
     col_ok = cols < COUT_G
-    ow = rows % OW
-    oh = (rows // OW) % OH
-    n = rows // (OW * OH)
-    ih0 = oh * stride_h - pad_h
-    iw0 = ow * stride_w - pad_w
+    n, ih0, iw0 = pixel_origins(rows, OH, OW, stride_h, stride_w, pad_h, pad_w)
     x_rows = x_ptr + n * sxn + group * CIN_G * sxc
     w_cols = w_ptr + (group * COUT_G + cols) * swo
     ks = tl.arange(0, BLOCK_K)
@@ -120,8 +116,4 @@ def plan(x, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1, 
                 {**epilogue_flags(x, scale, shift, residual, act), "FLAT_K": cin_g < FLAT_BELOW}, config, DEFAULT)
 
 
-def conv_bn_act(x, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1, groups=1, act="relu",
-                residual=None, out=None, config=None):
-    """``act(conv2d(x, weight) * scale + shift + residual)`` into a channels_last output (see dispatch)."""
-    return plan(x, weight, scale, shift, stride=stride, padding=padding, dilation=dilation, groups=groups, act=act,
-                residual=residual, config=config)(x, residual, out)
+conv_bn_act = launcher(plan)

@@ -11,7 +11,7 @@ import triton.language as tl
 
 from ..shapes import pair
 from .common import INTERPRETER_CONFIGS, Plan, autotuned, check_weight, epilogue_flags, fused_epilogue, \
-    output_hw, vector
+    launcher, output_hw, pixel_origins, vector
 
 
 def _config(block_m, block_n, warps, stages=2):
@@ -45,11 +45,7 @@ def _kernel(
     cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)  # output channels
     row_ok = rows < M
     col_ok = cols < COUT
-    ow = rows % OW
-    oh = (rows // OW) % OH
-    n = rows // (OW * OH)
-    ih0 = oh * stride_h - pad_h
-    iw0 = ow * stride_w - pad_w
+    n, ih0, iw0 = pixel_origins(rows, OH, OW, stride_h, stride_w, pad_h, pad_w)
     x_tile = x_ptr + n[:, None] * sxn + (cols // MULT)[None, :] * sxc
     w_cols = w_ptr + cols * swo
 
@@ -94,8 +90,4 @@ def plan(x, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1, 
                 epilogue_flags(x, scale, shift, residual, act), config, DEFAULT)
 
 
-def conv_bn_act(x, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1, groups=1, act="relu",
-                residual=None, out=None, config=None):
-    """The depthwise case of conv.conv_bn_act, into a channels_last output."""
-    return plan(x, weight, scale, shift, stride=stride, padding=padding, dilation=dilation, groups=groups, act=act,
-                residual=residual, config=config)(x, residual, out)
+conv_bn_act = launcher(plan)

@@ -8,7 +8,8 @@ import triton
 import triton.language as tl
 
 from ..shapes import pair
-from .common import Plan, autotuned, epilogue_flags, fused_epilogue, grouped_tile, output_hw, tile_config, vector
+from .common import Plan, autotuned, epilogue_flags, fused_epilogue, grouped_tile, launcher, output_hw, \
+    pixel_origins, tile_config, vector
 
 # (BLOCK_M, BLOCK_N, BLOCK_K, stages, warps)
 CONFIGS = [tile_config(*c) for c in [
@@ -40,10 +41,8 @@ def _kernel(
     col_ok = cols < COUT
     ks = tl.arange(0, BLOCK_K)
     if STRIDED:  # output pixel (n, oh, ow) reads input pixel (n, oh * stride_h, ow * stride_w)
-        ow = rows % OW
-        oh = (rows // OW) % OH
-        n = rows // (OW * OH)
-        a_ptrs = x_ptr + (n * sxn + oh * stride_h * sxh + ow * stride_w * sxw)[:, None] + ks[None, :]
+        n, ih, iw = pixel_origins(rows, OH, OW, stride_h, stride_w, 0, 0)
+        a_ptrs = x_ptr + (n * sxn + ih * sxh + iw * sxw)[:, None] + ks[None, :]
     else:
         a_ptrs = x_ptr + rows[:, None] * CIN + ks[None, :]
     b_ptrs = w_ptr + cols[None, :] * swn + ks[:, None] * swk
@@ -90,8 +89,4 @@ def plan(x, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1, 
                 {**epilogue_flags(x, scale, shift, residual, act), "STRIDED": stride != (1, 1)}, config, DEFAULT)
 
 
-def conv_bn_act(x, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1, groups=1, act="relu",
-                residual=None, out=None, config=None):
-    """The 1x1 case of conv.conv_bn_act: channels_last ``x``, padding 0, groups 1, any stride."""
-    return plan(x, weight, scale, shift, stride=stride, padding=padding, dilation=dilation, groups=groups, act=act,
-                residual=residual, config=config)(x, residual, out)
+conv_bn_act = launcher(plan)

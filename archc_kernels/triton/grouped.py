@@ -10,13 +10,12 @@ it can afford, since these convs are bound by memory, not arithmetic.
 """
 import math
 
-import torch
 import triton
 import triton.language as tl
 
 from ..shapes import pair
 from .common import INTERPRETER_CONFIGS, Plan, autotuned, check_weight, epilogue_flags, fused_epilogue, \
-    output_hw, vector
+    launcher, output_hw, pixel_origins, vector
 
 MIN_DOT = 16  # tl.dot needs K and N of at least 16
 MAX_BLOCK_K = 64  # a tile's input channels beyond this are reduced in several K blocks
@@ -44,7 +43,7 @@ def tiling(cin_g: int, cout_g: int) -> dict:
 def pack(weight, groups: int, t: dict):
     """[tiles, KH*KW, K_BLOCKS*BLOCK_K, BLOCK_N]: each tile's block-diagonal weight per tap, zero-padded."""
     cout, cin_g, kh, kw = weight.shape
-    cout_g, gn, gk = cout // groups, t["GN"], t["GK"]
+    cout_g, gn = cout // groups, t["GN"]
     tiles = triton.cdiv(cout, gn)
     packed = weight.new_zeros(tiles, kh * kw, t["K_BLOCKS"] * t["BLOCK_K"], t["BLOCK_N"])
     taps = weight.permute(0, 2, 3, 1).reshape(cout, kh * kw, cin_g)  # [Cout, tap, Cin/groups]
@@ -72,11 +71,7 @@ def _kernel(
     cols = tile * GN + ns  # output channels of this tile's groups
     row_ok = rows < M
     col_ok = (ns < GN) & (cols < COUT)
-    ow = rows % OW
-    oh = (rows // OW) % OH
-    n = rows // (OW * OH)
-    ih0 = oh * stride_h - pad_h
-    iw0 = ow * stride_w - pad_w
+    n, ih0, iw0 = pixel_origins(rows, OH, OW, stride_h, stride_w, pad_h, pad_w)
     x_rows = x_ptr + n * sxn + (tile * GK) * sxc
     ks = tl.arange(0, BLOCK_K)
     w_tile = w_ptr + tile * (KH * KW * K_BLOCKS * BLOCK_K * BLOCK_N) + ks[:, None] * BLOCK_N + ns[None, :]
@@ -125,8 +120,4 @@ def plan(x, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1, 
                 {**epilogue_flags(x, scale, shift, residual, act), **t}, config, DEFAULT)
 
 
-def conv_bn_act(x, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1, groups=1, act="relu",
-                residual=None, out=None, config=None):
-    """A grouped conv_bn_act (see conv.conv_bn_act) into a channels_last output."""
-    return plan(x, weight, scale, shift, stride=stride, padding=padding, dilation=dilation, groups=groups, act=act,
-                residual=residual, config=config)(x, residual, out)
+conv_bn_act = launcher(plan)
