@@ -3,6 +3,9 @@
 Allowed: numbers, booleans, names bound in the environment, + - * / // % **,
 unary - + not, comparisons, and/or, `a if c else b`, min(...) and max(...).
 Nothing else parses: no attributes, subscripts, other calls, comprehensions or lambdas.
+
+A name bound to UNKNOWN (the input size of a block whose input failed to expand) makes the whole expression
+unknown: evaluation raises UnknownValue, which the expander treats as "already reported", not as an error.
 """
 
 from __future__ import annotations
@@ -38,6 +41,18 @@ _COMPARE = {
 _FUNCS = {"min": min, "max": max}
 
 
+class _Unknown:
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN = _Unknown()
+
+
+class UnknownValue(Exception):
+    """The expression reads a value that is not known (see UNKNOWN); not a user error in itself."""
+
+
 def evaluate(text: str, env: Mapping[str, object]) -> object:
     """Evaluate `text` with names from `env`. Raises ExprError (message only; callers add the location)."""
     if len(text) > MAX_LENGTH:
@@ -59,6 +74,8 @@ def _eval(node: ast.AST, env: Mapping[str, object], text: str) -> object:
             if name not in env:
                 known = ", ".join(sorted(k for k in env if not k.startswith("_"))) or "none"
                 raise ExprError(f"unknown name {name!r} in {text!r} (known: {known})")
+            if env[name] is UNKNOWN:
+                raise UnknownValue(name)
             return env[name]
         case ast.BinOp(left=l, op=op, right=r) if type(op) in _BINOPS:
             a, b = _eval(l, env, text), _eval(r, env, text)

@@ -1,17 +1,13 @@
-"""An inference module from a trained ArchcModule: eval-mode graph passes, BN folded into conv weights,
-conv + BN + activation (+ residual) run by archc_kernels (Triton on CUDA, reference PyTorch elsewhere)."""
+"""The inference module: eval-mode graph passes, BN folded into conv weights, conv + BN + activation
+(+ residual) run by archc_kernels (Triton on CUDA, reference PyTorch elsewhere)."""
 
 from __future__ import annotations
-
-import copy
 
 import torch
 from torch import nn
 
 import archc_kernels
-from archc.nn.module import ArchcModule
-from archc.passes import run
-from archc.passes.fuse import INFERENCE
+from archc.passes import INFERENCE, run
 
 
 class FusedConvBNAct(nn.Module):
@@ -39,26 +35,30 @@ class FusedConvBNAct(nn.Module):
         return f"{i * self.groups}, {o}, kernel_size=({kh}, {kw}), stride={self.stride}, act={self.act}"
 
 
-def fuse(model: ArchcModule) -> ArchcModule:
+def fuse(model):
     """A new eval-only module computing model.eval()'s function with fused ops. `model` is unchanged.
 
     Fused weights are stored channels_last: the Triton kernels read channels (K) contiguously, and on the
     CPU PyTorch's oneDNN convolutions then run channels_last end to end (measured: bench/cpu_inference.py).
     """
-    g = copy.deepcopy(model.graph)
-    g.graph["outputs"] = [o for o in g.graph["outputs"] if not o["aux"]]
-    g.remove_nodes_from([n for n, d in list(g.nodes(data=True)) if d["aux"]])
+    from archc.backends.torch.executor import ArchcModule
+
+    g = model.graph.copy()
+    g.outputs = [o for o in g.outputs if not o.aux]
+    for n in reversed(g.order()):
+        if g[n].meta["aux"]:
+            g.erase(n)
     run(g, INFERENCE)
     modules = {}
-    for _, d in g.nodes(data=True):
-        if d["op"] == "input" or d["module"] in modules:
+    for node in g.nodes():
+        if node.name == g.input or node.module in modules:
             continue
-        if d["op"] == "conv_bn_act":
-            a = d["attrs"]
+        if node.op == "conv_bn_act":
+            a = node.attrs
             bn = model.get_submodule(a["bn"]) if a["bn"] else None
-            modules[d["module"]] = FusedConvBNAct(model.get_submodule(a["conv"]), bn, a["act"])
+            modules[node.module] = FusedConvBNAct(model.get_submodule(a["conv"]), bn, a["act"])
         else:
-            modules[d["module"]] = model.get_submodule(d["module"])
+            modules[node.module] = model.get_submodule(node.module)
     fused = ArchcModule(g, modules).eval().to(memory_format=torch.channels_last)
     fused.analysis = model.analysis
     return fused
