@@ -111,10 +111,19 @@ def _analyze(path: str, args):
     return analysis
 
 
+def _validated(path: str, args):
+    """_analyze, and the checks the module makes before it allocates anything (its names)."""
+    from archc.backends.torch.names import check
+
+    analysis = _analyze(path, args)
+    check(analysis.graph)
+    return analysis
+
+
 def _compile(args) -> int:
     from archc import report
 
-    analysis = _analyze(args.spec, args)
+    analysis = _validated(args.spec, args)
     if not args.json:
         print(report.table(analysis, args.depth), flush=True)
     import archc
@@ -140,13 +149,11 @@ def _compile(args) -> int:
 def _validate(args) -> int:
     """Every file, each reported on its own: ok with its figures, or its errors. Exit 2 if any failed."""
     from archc import report
-    from archc.backends.torch.names import check
 
     failed = False
     for path in args.specs:
         try:
-            analysis = _analyze(path, args)
-            check(analysis.graph)
+            analysis = _validated(path, args)
         except ArchcError as e:
             _diagnose(e, args)
             failed = True

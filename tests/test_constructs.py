@@ -214,3 +214,35 @@ def test_peak_activations_frees_after_last_use():
     skip = analyze("graph:\n  - a: {conv: {out: 4, k: 1}}\n  - b: {conv: {out: 4, k: 1}}\n"
                    "  - c: {conv: {out: 4, k: 1}}\n  - s: {add: null, from: [a, c]}\n")
     assert skip.peak_activations == 8 * hw + 3 * 4 * hw  # a stays alive across b and c for the add
+
+
+def test_list_block_arguments():
+    """`[h, w]` and lists of ints as block arguments: Inception-v3's 1x7 and 7x1 convs from one block."""
+    body = ("blocks:\n  basic:\n    args: {out: int, k: int2, pad: [0, 0]}\n"
+            "    seq: [conv: {conv: {out: out, k: k, pad: pad, bias: false}}]\n"
+            "  stack:\n    args: {widths: ints}\n"
+            "    seq: [{conv: {out: max(widths), k: 1}}]\n"
+            "graph:\n  - a: {block: basic, with: {out: 6, k: [1, 7], pad: [0, 3]}}\n"
+            "  - b: {block: basic, with: {out: 6, k: [7, 1], pad: [3, 0]}}\n"
+            "  - c: {block: basic, with: {out: 6, k: 3, pad: [1, 1]}}\n"
+            "  - d: {block: stack, with: {widths: [4, 9, 2]}}\n")
+    a = analyze(body)
+    g = a.graph
+    assert (g["a.conv"].attrs["k"], g["a.conv"].attrs["pad"], g["a.conv"].shape) == ((1, 7), (0, 3), (6, 16, 16))
+    assert (g["b.conv"].attrs["k"], g["b.conv"].attrs["pad"]) == ((7, 1), (3, 0))
+    assert (g["c.conv"].attrs["k"], g["c.conv"].attrs["pad"]) == (3, 1), "equal sides are one value"
+    assert g["d.0"].shape == (9, 16, 16)
+    assert archc.build(a)(torch.randn(1, 8, 16, 16)).shape == (1, 9, 16, 16)
+
+
+@pytest.mark.parametrize("with_,words", [
+    ("{k: [1, 2, 3]}", "basic k must be an int or [h, w], got [1, 2, 3]"),
+    ("{k: 1.5}", "basic k must be an int, got 1.5"),
+    ("{k: [1, x]}", "unknown name 'x'"),
+])
+def test_list_block_arguments_are_checked(with_, words):
+    body = ("blocks:\n  basic:\n    args: {k: int2}\n    seq: [conv: {conv: {out: 4, k: k}}]\n"
+            f"graph:\n  - a: {{block: basic, with: {with_}}}\n")
+    with pytest.raises(archc.SpecError, match=words.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")) as e:
+        analyze(body)
+    assert (e.value.loc.line, e.value.path) == (9, "a")

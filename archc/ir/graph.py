@@ -108,8 +108,11 @@ class Graph:
         self._order = None
 
     def replace_all_uses(self, old: str, new: str) -> None:
-        """Every reader of `old` (nodes, at the same input positions, and outputs) reads `new` instead."""
+        """Every reader of `old` (nodes, at the same input positions, and outputs) reads `new` instead; `new`
+        itself keeps reading `old` (so a node inserted after `old` can take over its readers)."""
         for _, user, k in list(self.nx.out_edges(old, keys=True)):
+            if user == new:
+                continue
             self.nx.remove_edge(old, user, key=k)
             self.nx.add_edge(new, user, key=k)
         for o in self.outputs:

@@ -300,7 +300,7 @@ _OPS = [
        _fused_shape, {"conv": Arg(Str()), "bn": Arg(Str(), None), "act": Arg(Choice(("none", *ACTIVATIONS))),
                       **_CONV_ARGS},
        params=lambda a, i, o: _conv_params(a, i[:1], o), macs=lambda a, i, o: _conv_macs(a, i[:1], o),
-       window=_sliding, arity=None, categories=frozenset({WEIGHT, INTERNAL})),
+       window=_sliding, arity=None, categories=frozenset({WEIGHT, STATEFUL, INTERNAL})),
     Op("input", "The network input.", lambda a, i: tuple(a["shape"]), {"shape": Arg(List(Int(lo=1)))}, arity=0,
        categories=frozenset({INPUT, INTERNAL})),
 ]

@@ -1,7 +1,8 @@
 """A small whitelisted evaluator for arithmetic in spec arguments.
 
 Allowed: numbers, booleans, names bound in the environment, + - * / // % **,
-unary - + not, comparisons, and/or, `a if c else b`, min(...) and max(...).
+unary - + not, comparisons, and/or, `a if c else b`, min(...) and max(...) (of several values, or of one
+list value such as a block argument `[4, 9, 2]`).
 Nothing else parses: no attributes, subscripts, other calls, comprehensions or lambdas.
 
 A name bound to UNKNOWN (the input size of a block whose input failed to expand) makes the whole expression
@@ -107,7 +108,14 @@ def _eval(node: ast.AST, env: Mapping[str, object], text: str) -> object:
         case ast.IfExp(test=t, body=b, orelse=e):
             return _eval(b, env, text) if _eval(t, env, text) else _eval(e, env, text)
         case ast.Call(func=ast.Name(id=fn), args=args, keywords=[]) if fn in _FUNCS and args:
-            return _FUNCS[fn](_eval(a, env, text) for a in args)
+            values = [_eval(a, env, text) for a in args]
+            if len(values) == 1 and isinstance(values[0], tuple):  # max(widths): over a list argument
+                values = list(values[0])
+            if not values:
+                raise ExprError(f"{fn} of an empty list in {text!r}")
+            for v in values:
+                _check_number(v, text)
+            return _FUNCS[fn](values)
     raise ExprError(f"not allowed in an expression: {ast.unparse(node)!r} in {text!r}")
 
 

@@ -116,9 +116,10 @@ def _read(path: Path, importer: tuple | None) -> Spec:
             raise SpecError(f"spec larger than {MAX_BYTES} bytes", Loc(file, 1, 1))
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        loc, what = importer[:2] if importer else (None, "spec")
-        raise SpecError(f"cannot read {what} {file}: {getattr(e, 'strerror', None) or e}", loc,
-                        None if loc else file) from None
+        reason = getattr(e, "strerror", None) or e
+        if importer:
+            raise SpecError(f"cannot read import {file}: {reason}", importer[0]) from None
+        raise SpecError(f"cannot read spec: {reason}", Loc(file, 1, 1)) from None
     return _parse(text, file, importer[2] if importer else ())
 
 
