@@ -49,6 +49,7 @@ class Graph:
         self.warnings: list = []
         self.meta: dict = {}  # what passes found about the whole graph (schedules)
         self._order: list[str] | None = None
+        self._inputs: dict[str, list[str]] = {}  # read from the edges, kept until the graph changes
 
     # -- reading ------------------------------------------------------------------------------------------
     def __getitem__(self, name: str) -> Node:
@@ -65,7 +66,9 @@ class Graph:
 
     def inputs(self, name: str) -> list[str]:
         """The values a node reads, in order."""
-        return [u for u, _, _ in sorted(self.nx.in_edges(name, keys=True), key=lambda e: e[2])]
+        if name not in self._inputs:
+            self._inputs[name] = [u for u, _, _ in sorted(self.nx.in_edges(name, keys=True), key=lambda e: e[2])]
+        return list(self._inputs[name])
 
     def uses(self, name: str) -> list[tuple[str, int]]:
         """Every read of a node's value: (reader, input position)."""
@@ -98,14 +101,14 @@ class Graph:
             self.nx.add_edge(src, node.name, key=i)
         if INPUT in OPS[node.op]:
             self.input = node.name
-        self._order = None
+        self._changed()
         return node
 
     def set_inputs(self, name: str, inputs: list[str]) -> None:
         self.nx.remove_edges_from(list(self.nx.in_edges(name, keys=True)))
         for i, src in enumerate(inputs):
             self.nx.add_edge(src, name, key=i)
-        self._order = None
+        self._changed()
 
     def replace_all_uses(self, old: str, new: str) -> None:
         """Every reader of `old` (nodes, at the same input positions, and outputs) reads `new` instead; `new`
@@ -118,17 +121,20 @@ class Graph:
         for o in self.outputs:
             if o.node == old:
                 o.node = new
-        self._order = None
+        self._changed()
 
     def erase(self, name: str) -> None:
         """Remove a node nothing reads."""
         if self.users(name) or self.is_output(name):
             raise GraphError(f"cannot erase {name!r}: it is still read")
         self.nx.remove_node(name)
-        self._order = None
+        self._changed()
 
     def copy(self) -> Graph:
         return copy.deepcopy(self)
+
+    def _changed(self) -> None:
+        self._order, self._inputs = None, {}
 
     # -- invariants ---------------------------------------------------------------------------------------
     def lint(self) -> None:

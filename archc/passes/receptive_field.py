@@ -31,11 +31,11 @@ def _number(x):
 
 
 def through(rf: Field, w: Window) -> Field:
-    """The field after a window: pure arithmetic, per axis."""
-    span = [Fraction(w.dilation[i] * (w.k[i] - 1)) for i in range(2)]
+    """The field after a window: pure arithmetic, per axis (ints, or Fractions where a stride is one)."""
+    span = [w.dilation[i] * (w.k[i] - 1) for i in range(2)]
     return Field(tuple(rf.size[i] + span[i] * rf.jump[i] for i in range(2)),
-                 tuple(rf.jump[i] * Fraction(w.stride[i]) for i in range(2)),
-                 tuple(rf.start[i] + (span[i] / 2 - w.pad[i]) * rf.jump[i] for i in range(2)))
+                 tuple(rf.jump[i] * w.stride[i] for i in range(2)),
+                 tuple(rf.start[i] + (Fraction(span[i], 2) - w.pad[i]) * rf.jump[i] for i in range(2)))
 
 
 @register("receptive_field")

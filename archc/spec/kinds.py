@@ -48,75 +48,60 @@ def _expression_or(schema: dict, expr: bool) -> dict:
 
 
 @dataclass(frozen=True)
-class Int:
-    """An integer, or an expression giving one; `lo`: the least allowed value."""
+class Number:
+    """A number (with `integer`, an integer), or (with `expr`) an expression giving one; in [lo, hi) where given."""
 
-    lo: int | None = None
+    integer: bool = False
+    lo: float | None = None
+    hi: float | None = None
     expr: bool = True
-    what = "an int"
+
+    @property
+    def what(self) -> str:
+        return "an int" if self.integer else "a number"
 
     def matches(self, v) -> bool:
         return _number(v) or self.expr and isinstance(v, str)
 
     def schema(self) -> dict:
-        s = {"type": "integer", **({"minimum": self.lo} if self.lo is not None else {})}
-        return {"type": ["integer", "string"]} if self.expr and self.lo is None else _expression_or(s, self.expr)
+        kind = "integer" if self.integer else "number"
+        if self.lo is None and self.hi is None:
+            return {"type": [kind, "string"]} if self.expr else {"type": kind}
+        s = {"type": kind, **({"minimum": self.lo} if self.lo is not None else {}),
+             **({"exclusiveMaximum": self.hi} if self.hi is not None else {})}
+        return _expression_or(s, self.expr)
 
     def problem(self, v) -> str | None:
         if self.expr and isinstance(v, str):
             return None
-        if not _integral(v):
+        if not self._fits(v):
             return f"must be {self.what}{' or an expression' if self.expr else ''}, got {short(v)}"
         return self._bounds(v)
 
-    def resolve(self, v, ev: Evaluate) -> int:
+    def resolve(self, v, ev: Evaluate):
         v = ev(v) if isinstance(v, str) else v
-        if not _integral(v):
+        if not self._fits(v):
             raise SpecError(f"must be {self.what}, got {short(v)}")
         if problem := self._bounds(v):
             raise SpecError(problem)
-        return int(v)
+        return int(v) if self.integer else float(v)
 
-    def _bounds(self, v) -> str | None:
-        return f"must be >= {self.lo}, got {short(v)}" if self.lo is not None and v < self.lo else None
-
-
-@dataclass(frozen=True)
-class Float:
-    """A number, or an expression giving one, in [lo, hi) where given."""
-
-    lo: float | None = None
-    hi: float | None = None
-    what = "a number"
-
-    def matches(self, v) -> bool:
-        return _number(v) or isinstance(v, str)
-
-    def schema(self) -> dict:
-        if self.lo is None and self.hi is None:
-            return {"type": ["number", "string"]}
-        s = {"type": "number", **({"minimum": self.lo} if self.lo is not None else {}),
-             **({"exclusiveMaximum": self.hi} if self.hi is not None else {})}
-        return _expression_or(s, True)
-
-    def problem(self, v) -> str | None:
-        if isinstance(v, str):
-            return None
-        return self._bounds(v) if _number(v) else f"must be {self.what} or an expression, got {short(v)}"
-
-    def resolve(self, v, ev: Evaluate) -> float:
-        v = ev(v) if isinstance(v, str) else v
-        if not _number(v):
-            raise SpecError(f"must be {self.what}, got {short(v)}")
-        if problem := self._bounds(v):
-            raise SpecError(problem)
-        return float(v)
+    def _fits(self, v) -> bool:
+        return _integral(v) if self.integer else _number(v)
 
     def _bounds(self, v) -> str | None:
         if self.lo is not None and v < self.lo or self.hi is not None and v >= self.hi:
             rng = f">= {self.lo:g}" if self.hi is None else f"in [{self.lo:g}, {self.hi:g})"
             return f"must be {rng}, got {short(v)}"
         return None
+
+
+def Int(lo: int | None = None, expr: bool = True) -> Number:  # noqa: N802  (a kind, as the classes)
+    return Number(True, lo, None, expr)
+
+
+def Float(lo: float | None = None, hi: float | None = None) -> Number:  # noqa: N802
+    return Number(False, lo, hi)
 
 
 @dataclass(frozen=True)
@@ -146,7 +131,7 @@ class Bool:
 class Pair:
     """One value for both axes, or `[h, w]` (kernel sizes, strides, padding)."""
 
-    of: Int = Int()
+    of: Number = Int()
     what = "an int or [h, w]"
 
     def matches(self, v) -> bool:

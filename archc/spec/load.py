@@ -36,7 +36,7 @@ class Spec:
 
     @property
     def name(self) -> str:
-        return self.data.get("name") or self.data["library"]
+        return self.data["library"] if "library" in self.data else self.data.get("name", "")
 
     @property
     def blocks(self) -> dict[str, tuple[dict, "Spec"]]:
