@@ -79,6 +79,6 @@ def build(spec_or_path, **params):
 
 def fuse(module):
     """An inference module computing `module.eval()`'s function with fused conv+BN+activation(+residual) ops."""
-    from archc.backends.torch.fused import fuse as _fuse
+    from archc.backends.torch.inference import fuse as _fuse
 
     return _fuse(module)

@@ -1,5 +1,5 @@
-"""The inference module: eval-mode graph passes, BN folded into conv weights, conv + BN + activation
-(+ residual) run by archc_kernels (Triton on CUDA, reference PyTorch elsewhere)."""
+"""The fused op's module: conv + BN + activation (+ residual) as one archc_kernels call (Triton on CUDA,
+reference PyTorch elsewhere), with BN folded into the conv's weight and bias."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 import archc_kernels
-from archc.passes import INFERENCE, run
 
 
 class FusedConvBNAct(nn.Module):
@@ -33,32 +32,3 @@ class FusedConvBNAct(nn.Module):
     def extra_repr(self) -> str:
         o, i, kh, kw = self.weight.shape
         return f"{i * self.groups}, {o}, kernel_size=({kh}, {kw}), stride={self.stride}, act={self.act}"
-
-
-def fuse(model):
-    """A new eval-only module computing model.eval()'s function with fused ops. `model` is unchanged.
-
-    Fused weights are stored channels_last: the Triton kernels read channels (K) contiguously, and on the
-    CPU PyTorch's oneDNN convolutions then run channels_last end to end (measured: bench/cpu_inference.py).
-    """
-    from archc.backends.torch.executor import ArchcModule
-
-    g = model.graph.copy()
-    g.outputs = [o for o in g.outputs if not o.aux]
-    for n in reversed(g.order()):
-        if g[n].meta["aux"]:
-            g.erase(n)
-    run(g, INFERENCE)
-    modules = {}
-    for node in g.nodes():
-        if node.name == g.input or node.module in modules:
-            continue
-        if node.op == "conv_bn_act":
-            a = node.attrs
-            bn = model.get_submodule(a["bn"]) if a["bn"] else None
-            modules[node.module] = FusedConvBNAct(model.get_submodule(a["conv"]), bn, a["act"])
-        else:
-            modules[node.module] = model.get_submodule(node.module)
-    fused = ArchcModule(g, modules).eval().to(memory_format=torch.channels_last)
-    fused.analysis = model.analysis
-    return fused
