@@ -48,7 +48,9 @@ def analyze_or_error(text: str):
     try:
         archc.analyze(archc.loads(text, "fuzz.yaml"))
     except ArchcError as e:
-        assert "\n" not in str(e) and (e.loc is not None or e.path is not None), str(e)
+        assert "\n" not in str(e)
+        for error in e.errors:
+            assert "\n" not in str(error) and (error.loc is not None or error.path is not None), str(error)
 
 
 @pytest.mark.parametrize("seed", range(200))

@@ -199,12 +199,12 @@ class _Expander:
         benv.update(zip(("in_channels", "in_height", "in_width"), shape) if len(shape) == 3
                     else {"in_features": shape[0]})
         written = item.keys.get("with", {})
-        for k, arg in block.args.items():
+        for k, arg in block.args.items():  # written values in the caller's environment, defaults in the block's
+            subject = f"{block.name} {k}"
             if k in written:
-                benv[k] = self.resolve(arg.kind, written[k], env, item.where.child("with", k), path, f"{block.name} {k}")
+                benv[k] = self.resolve(arg.kind, written[k], env, item.where.child("with", k), path, subject)
             else:
-                benv[k] = self.resolve(arg.kind, arg.default, benv, block.where.child("args", k), path,
-                                       f"{block.name} {k}")
+                benv[k] = self.resolve(arg.kind, arg.default, benv, block.where.child("args", k), path, subject)
         for k, v in block.let.items():
             benv[k] = self.resolve(VALUE, v, benv, block.where.child("let", k), path, k)
         self.depth += 1

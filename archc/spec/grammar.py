@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from archc.spec.kinds import (NAME, ArgDecl, Bool, Choice, Const, Float, Int, List, Name, Scalar, Str,
+from archc.spec.kinds import (ArgDecl, Bool, Choice, Const, Float, Int, List, Name, Scalar, Str,
                               VALUE)
 
 
@@ -70,7 +70,7 @@ class OneOf:
 
 
 @dataclass(frozen=True)
-class Seq:
+class SeqKind:
     """A sequence: a list of items, each taking the previous one's output."""
 
     what = "a list of items"
@@ -80,7 +80,7 @@ class Seq:
 
 
 @dataclass(frozen=True)
-class Item:
+class ItemKind:
     """An item of a sequence: a node, or a `name: node` pair."""
 
     what = "an item (an op, a construct, a name: node pair, or a list)"
@@ -90,7 +90,7 @@ class Item:
 
 
 @dataclass(frozen=True)
-class Node:
+class NodeKind:
     """A node: an op or construct mapping, an op or block name, or a list of items. `not_` rules out
     constructs (an aux head that is an aux itself)."""
 
@@ -126,7 +126,7 @@ class OpRef:
         return isinstance(v, str)
 
 
-SEQ, ITEM, NODE = Seq(), Item(), Node()
+SEQ, ITEM, NODE = SeqKind(), ItemKind(), NodeKind()
 WITH = Mapping(VALUE)
 TEMPLATE = Str(what="a names template such as 'layer{i + 1}'")
 PROBABILITY = Float(0.0, 1.0)
@@ -188,7 +188,7 @@ _CONSTRUCTS = [
                        owner="fractal"),
               scope="own", unit="always", nameable=True),
     Construct("aux", "An auxiliary output (train mode only) computed on the current value.",
-              Node(not_=("aux",), why="an aux head cannot be an aux itself (`aux` is reserved: name the head "
+              NodeKind(not_=("aux",), why="an aux head cannot be an aux itself (`aux` is reserved: name the head "
                                       "aux1, head, ...)"),
               scope="own", unit="always"),
 ]
@@ -259,7 +259,3 @@ LIBRARY = Settings({
     "import": _COMMON["import"],
     "blocks": Key(Mapping(BlockDef(), key=BlockName()), True),
 })
-
-__all__ = ["NAME", "CONSTRUCTS", "MODIFIERS", "RESERVED", "SIBLINGS", "BLOCK_KEYS", "SPEC", "LIBRARY", "Key",
-           "Settings", "Mapping", "OneOf", "Seq", "Item", "Node", "BlockRef", "OpRef", "BlockDef", "BlockName",
-           "Construct", "SEQ", "ITEM", "NODE", "WITH", "TEMPLATE"]

@@ -57,8 +57,8 @@ class _Reader:
     def error(self, message: str, at: Where, key: bool = False, cls=SpecError) -> None:
         self.errors.add(cls(message, at.loc(key=key), at.path))
 
-    def unknown_key(self, k: str, allowed, at: Where, owner: str = "", noun: str = "key", near=()) -> None:
-        hint = _hint(k, [*allowed, *near], allowed, noun + "s") if allowed else f" ({owner} takes no {noun}s)"
+    def unknown_key(self, k: str, allowed, at: Where, owner: str = "", noun: str = "key") -> None:
+        hint = _hint(k, allowed, allowed, noun + "s") if allowed else f" ({owner} takes no {noun}s)"
         what = f"{owner} has no {noun} {k!r}" if owner else f"unknown {noun} {k!r}"
         self.error(what + hint, at, key=True, cls=UnknownNameError if noun == "argument" else SpecError)
 
@@ -89,11 +89,11 @@ class _Reader:
                     self.error(f"{subject} must be {kind.what}, got {short(v)}".lstrip(), at)
                     return v
                 return self.read(alt, v, at, subject)
-            case g.Seq():
+            case g.SeqKind():
                 return self.seq(v, at)
-            case g.Item():
+            case g.ItemKind():
                 return self.item(v, at)
-            case g.Node():
+            case g.NodeKind():
                 return self.node(v, at, kind)
             case g.BlockRef():
                 return self.block_ref(v, at)
@@ -149,7 +149,7 @@ class _Reader:
             return []
         return [self.item(x, at.child(i)) for i, x in enumerate(v)]
 
-    def node(self, v, at: Where, kind: g.Node = g.NODE) -> Item | None:
+    def node(self, v, at: Where, kind: g.NodeKind = g.NODE) -> Item | None:
         if isinstance(v, str):
             item = self.ref(v, at)
         elif isinstance(v, list):

@@ -56,11 +56,11 @@ class _Generator:
                 return {"anyOf": [s, {"type": "string"}]} if kind.expr else s
             case g.OneOf():
                 return {"anyOf": [self.of(a) for a in kind.alternatives]}
-            case g.Seq():
+            case g.SeqKind():
                 return SEQ
-            case g.Item():
+            case g.ItemKind():
                 return ITEM
-            case g.Node():
+            case g.NodeKind():
                 if not kind.not_:
                     return NODE
                 return {"allOf": [NODE, {"not": {"type": "object", "anyOf": [{"required": [k]} for k in kind.not_]}}]}
