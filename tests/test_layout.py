@@ -10,7 +10,7 @@ import pytest
 
 import archc
 from archc.ir.expand import EXPANSIONS
-from archc.ir.ops import OPS, INPUT
+from archc.ir.ops import INPUT, INTERNAL, OPS
 from archc.spec.grammar import CONSTRUCTS
 
 PACKAGE = Path(archc.__file__).parent
@@ -65,9 +65,13 @@ def test_the_compiler_short_of_modules_never_imports_torch():
 
 
 def test_every_op_has_a_lowering():
+    """Every op runs in PyTorch; every fused op (made by the inference passes) is also built from the trained
+    modules it replaces."""
+    from archc.backends.torch.inference import FOLD
     from archc.backends.torch.lower import LOWERINGS
 
     assert set(LOWERINGS) == {name for name, op in OPS.items() if INPUT not in op}
+    assert set(FOLD) == {name for name, op in OPS.items() if INTERNAL in op and INPUT not in op}
 
 
 def test_every_construct_has_an_expansion():

@@ -9,6 +9,12 @@ from archc.backends.torch.executor import ArchcModule
 from archc.backends.torch.fused import FusedConvBNAct
 from archc.passes import INFERENCE, run
 
+# Each fused op, built from the trained modules it replaces (`trained(path)`); every other node keeps its module.
+FOLD = {
+    "conv_bn_act": lambda a, trained: FusedConvBNAct(trained(a["conv"]), trained(a["bn"]) if a["bn"] else None,
+                                                     a["act"]),
+}
+
 
 def fuse(model):
     """A new eval-only module computing model.eval()'s function with fused ops. `model` is unchanged.
@@ -26,12 +32,8 @@ def fuse(model):
     for node in g.nodes():
         if node.name == g.input or node.module in modules:
             continue
-        if node.op == "conv_bn_act":
-            a = node.attrs
-            bn = model.get_submodule(a["bn"]) if a["bn"] else None
-            modules[node.module] = FusedConvBNAct(model.get_submodule(a["conv"]), bn, a["act"])
-        else:
-            modules[node.module] = model.get_submodule(node.module)
+        fold = FOLD.get(node.op)
+        modules[node.module] = fold(node.attrs, model.get_submodule) if fold else model.get_submodule(node.module)
     fused = ArchcModule(g, modules).eval().to(memory_format=torch.channels_last)
     fused.analysis = model.analysis
     return fused
