@@ -4,7 +4,7 @@ import pytest
 
 import archc.passes
 
-archc.passes.VERIFY_BETWEEN = True  # every pass must leave the graph valid: lint it after each one
+archc.passes.VERIFY_BETWEEN = True  # every pass must leave the graph valid: verify it after each one
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))

@@ -94,6 +94,7 @@ class _Generator:
         def then(k: str) -> dict:
             construct = g.CONSTRUCTS.get(k)
             own = self.of(construct.value) if construct else self.op_args(self.ops[k])
+            own = {**own, "description": construct.doc if construct else self.ops[k].doc}
             beside = {j: self.key(key) for j, key in construct.keys.items()} if construct else {}
             s = {"properties": {k: own, **beside, **{j: self.key(key) for j, key in extra.items()}},
                  "additionalProperties": False}
