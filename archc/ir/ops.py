@@ -25,12 +25,12 @@ AFFINE = "affine"  # a per-channel affine map in eval mode (BatchNorm): folds in
 NORM = "norm"  # a normalisation
 ACTIVATION = "activation"  # pointwise; `Op.act(attrs)` names the standard function it computes, if any
 SUM = "sum"  # the elementwise sum of its inputs (a residual add)
-JOIN = "join"  # combines several same-sized inputs; usable as a `branches` join
+JOIN = "join"  # combines several inputs into one (concat, add, mean); usable as a `branches` join
 VIEW = "view"  # in inference its output aliases its input: no memory of its own
 EVAL_IDENTITY = "eval_identity"  # returns its input in eval mode
 STATEFUL = "stateful"  # holds parameters or buffers: its name must be unique in its scope
 INPUT = "input"  # the network's input
-INTERNAL = "internal"  # made by constructs or passes, not written in specs
+INTERNAL = "internal"  # made by archc itself (the input, fused ops), never written in specs
 
 
 def _none(*_) -> int:
