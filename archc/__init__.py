@@ -1,27 +1,40 @@
 """archc: a compiler for convolutional network architectures written as YAML graph specs.
 
-    archc.load(path, **params)     -> Spec      (validated, parameters applied)
+    archc.load(path, **params)     -> Spec      (read and checked, parameters applied)
     archc.analyze(spec_or_path)    -> Analysis  (shapes, params, MACs, activations, receptive field)
+    archc.validate(spec_or_path)   -> Analysis  (analyze, and the module-name checks of build; no torch)
     archc.build(spec_or_path)      -> ArchcModule (an nn.Module; `.graph` is its analysed graph)
     archc.fuse(module)             -> an eval-only module: BN folded, conv+BN+act(+residual) fused kernels
+
+The pipeline, each stage importing only the ones before it: spec (text -> Spec) -> ir (ops, graph,
+expansion) -> passes (analysis, inference rewriting) -> analysis/report -> backends.torch (modules).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from archc.errors import ArchcError, ExprError, LimitError, ShapeError, SpecError
+from archc.errors import ArchcError, ArchcErrors, ExprError, LimitError, ShapeError, SpecError
 from archc.spec.load import Spec
 
-__all__ = ["load", "analyze", "build", "fuse", "Spec",
-           "ArchcError", "SpecError", "ShapeError", "ExprError", "LimitError"]
+__all__ = ["load", "loads", "analyze", "validate", "build", "fuse", "Spec",
+           "ArchcError", "ArchcErrors", "SpecError", "ShapeError", "ExprError", "LimitError"]
 
 
 def load(path: str | Path, **params) -> Spec:
-    """Read and validate a spec, overriding its `params:` (as `--set`)."""
+    """Read and check a spec, overriding its `params:` (as `--set`)."""
+    from archc.ir.ops import spec_ops
     from archc.spec.load import load as _load
 
-    return _load(path, params)
+    return _load(path, spec_ops(), params)
+
+
+def loads(text: str, file: str = "<string>", **params) -> Spec:
+    """A spec from text; `file` names it in messages and anchors its imports."""
+    from archc.ir.ops import spec_ops
+    from archc.spec.load import loads as _loads
+
+    return _loads(text, file, spec_ops(), params)
 
 
 def _spec(spec_or_path, params) -> Spec:
@@ -43,10 +56,20 @@ def analyze(spec_or_path, check: bool = True, **params):
     return analysis
 
 
+def validate(spec_or_path, **params):
+    """analyze(), plus every check that building the module makes short of allocating tensors (names that
+    PyTorch modules refuse); never imports torch. Returns the Analysis."""
+    from archc.backends.torch.names import check
+
+    analysis = analyze(spec_or_path, **params)
+    check(analysis.graph)
+    return analysis
+
+
 def build(spec_or_path, **params):
     """An nn.Module from a spec path, a Spec or an Analysis; `module.analysis` keeps its figures and graph."""
     from archc.analysis import Analysis
-    from archc.nn.module import ArchcModule
+    from archc.backends.torch.executor import ArchcModule
 
     analysis = spec_or_path if isinstance(spec_or_path, Analysis) else analyze(spec_or_path, **params)
     module = ArchcModule(analysis.graph)
@@ -56,6 +79,6 @@ def build(spec_or_path, **params):
 
 def fuse(module):
     """An inference module computing `module.eval()`'s function with fused conv+BN+activation(+residual) ops."""
-    from archc.nn.inference import fuse as _fuse
+    from archc.backends.torch.inference import fuse as _fuse
 
     return _fuse(module)

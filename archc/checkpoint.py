@@ -21,11 +21,10 @@ def save(module, path: str) -> None:
 def load(path: str):
     import archc
     from archc.errors import SpecError
-    from archc.spec.load import loads
 
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise SpecError(f"{path}: not an archc checkpoint")
-    module = archc.build(loads(ckpt["spec"], ckpt["file"], ckpt["params"]))
+    module = archc.build(archc.loads(ckpt["spec"], ckpt["file"], **ckpt["params"]))
     module.load_state_dict(ckpt["state_dict"], strict=True)
     return module

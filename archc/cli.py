@@ -13,12 +13,11 @@ EXIT_OK, EXIT_INTERNAL, EXIT_SPEC = 0, 1, 2
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     try:
         return args.run(args)
     except ArchcError as e:
-        print(str(e), file=sys.stderr)
+        _diagnose(e, args)
         return EXIT_SPEC
     except BrokenPipeError:
         return EXIT_OK
@@ -30,11 +29,31 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+def _diagnose(e: ArchcError, args) -> None:
+    """Errors and warnings on stderr: `file:line:col: path: message` lines, or JSON lines (--format json)."""
+    as_json = getattr(args, "format", "text") == "json"
+    for d in e.errors:
+        print(json.dumps(d.to_dict()) if as_json else _text(d), file=sys.stderr)
+    more = getattr(e, "more", 0)
+    if more:
+        note = f"{more} more error{'s' * (more > 1)} not shown"
+        print(json.dumps({"file": e.loc.file if e.loc else None, "line": None, "column": None, "path": None,
+                          "message": note, "severity": "note"}) if as_json else f"archc: {note}", file=sys.stderr)
+
+
+def _text(d: ArchcError) -> str:
+    return f"{d.loc}: {d.path}: warning: {d.message}" if d.severity == "warning" else str(d)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="archc", description="Compile CNN architecture specs (YAML) to PyTorch.")
     sub = p.add_subparsers(required=True, metavar="COMMAND")
+    fmt = argparse.ArgumentParser(add_help=False)
+    fmt.add_argument("--format", choices=("text", "json"), default="text",
+                     help="errors and warnings on stderr as text lines or as JSON lines (file, line, column, "
+                          "path, message, severity)")
 
-    c = sub.add_parser("compile", help="validate, analyse and build a spec; print per-layer figures")
+    c = sub.add_parser("compile", parents=[fmt], help="validate, analyse and build a spec; print per-layer figures")
     c.add_argument("spec")
     c.add_argument("--set", action="extend", nargs="+", default=[], metavar="K=V",
                    help="override spec parameters: --set classes=10 width=2")
@@ -43,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", metavar="FILE", help="save the built module as an archc checkpoint (.pt)")
     c.set_defaults(run=_compile)
 
-    v = sub.add_parser("validate", help="check specs without building modules")
+    v = sub.add_parser("validate", parents=[fmt], help="check specs (every check of compile, no module built)")
     v.add_argument("specs", nargs="+")
     v.add_argument("--set", action="extend", nargs="+", default=[], metavar="K=V")
     v.set_defaults(run=_validate)
@@ -59,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("specs", nargs="+")
     m.add_argument("--json", action="store_true")
     m.set_defaults(run=_compare)
+
+    s = sub.add_parser("schema", help="print the spec JSON Schema (archc/spec/schema.json is this)")
+    s.set_defaults(run=_schema)
     return p
 
 
@@ -77,22 +99,31 @@ def _overrides(pairs: list[str]) -> dict:
     return out
 
 
-def _analyze(path: str, sets: list[str]):
+def _analyze(path: str, args):
     import archc
 
-    spec = archc.load(path, **_overrides(sets))
+    spec = archc.load(path, **_overrides(args.set))
     analysis = archc.analyze(spec, check=False)
     for w in analysis.warnings:  # before a failed `expect`, which they may explain
-        print(f"{w.loc}: {w.path}: warning: {w.message}", file=sys.stderr)
+        print(json.dumps(w.to_dict()) if getattr(args, "format", "text") == "json" else _text(w), file=sys.stderr)
     if not spec.overrides:
         analysis.check_expect()
+    return analysis
+
+
+def _validated(path: str, args):
+    """_analyze, and the checks the module makes before it allocates anything (its names)."""
+    from archc.backends.torch.names import check
+
+    analysis = _analyze(path, args)
+    check(analysis.graph)
     return analysis
 
 
 def _compile(args) -> int:
     from archc import report
 
-    analysis = _analyze(args.spec, args.set)
+    analysis = _validated(args.spec, args)
     if not args.json:
         print(report.table(analysis, args.depth), flush=True)
     import archc
@@ -116,17 +147,25 @@ def _compile(args) -> int:
 
 
 def _validate(args) -> int:
+    """Every file, each reported on its own: ok with its figures, or its errors. Exit 2 if any failed."""
     from archc import report
 
+    failed = False
     for path in args.specs:
-        print(f"{path}: ok: {report.summary(_analyze(path, args.set))}")
-    return EXIT_OK
+        try:
+            analysis = _validated(path, args)
+        except ArchcError as e:
+            _diagnose(e, args)
+            failed = True
+            continue
+        print(f"{path}: ok: {report.summary(analysis)}", flush=True)
+    return EXIT_SPEC if failed else EXIT_OK
 
 
 def _dot(args) -> int:
     from archc.dot import to_dot
 
-    text = to_dot(_analyze(args.spec, args.set), args.depth)
+    text = to_dot(_analyze(args.spec, args), args.depth)
     if args.output:
         with open(args.output, "w") as f:
             f.write(text)
@@ -138,11 +177,19 @@ def _dot(args) -> int:
 def _compare(args) -> int:
     from archc import report
 
-    analyses = [_analyze(path, []) for path in args.specs]
+    analyses = [_analyze(path, argparse.Namespace(set=[])) for path in args.specs]
     if args.json:
         print(json.dumps([{k: v for k, v in a.to_dict().items() if k != "layers"} for a in analyses], indent=1))
     else:
         print(report.comparison(analyses))
+    return EXIT_OK
+
+
+def _schema(args) -> int:
+    from archc.ir.ops import spec_ops
+    from archc.spec.schema import generate
+
+    print(json.dumps(generate(spec_ops()), indent=1))
     return EXIT_OK
 
 

@@ -1,8 +1,14 @@
-"""Typed errors. Every failure a user can cause is an ArchcError: one line, located."""
+"""Typed errors. Every failure a user can cause is an ArchcError: one line, located.
+
+A stage that can find several independent errors (reading a spec, expanding it) collects them in a
+`Diagnostics` and raises them together as one `ArchcErrors`, sorted by position, first one first.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+MAX_ERRORS = 20
 
 
 @dataclass(frozen=True)
@@ -20,6 +26,8 @@ class Loc:
 class ArchcError(Exception):
     """Base of every error a user can cause. Formats as `file:line:col: node.path: message`."""
 
+    severity = "error"
+
     def __init__(self, message: str, loc: Loc | None = None, path: str | None = None):
         super().__init__(message)
         self.message = message
@@ -33,9 +41,25 @@ class ArchcError(Exception):
         parts.append(self.message)
         return ": ".join(parts)
 
+    @property
+    def errors(self) -> list[ArchcError]:
+        """The independent errors this one stands for: itself."""
+        return [self]
+
+    def to_dict(self) -> dict:
+        """For editors and CI (`--format json`)."""
+        loc = self.loc
+        return {"file": loc.file if loc else None, "line": loc.line if loc else None,
+                "column": loc.col if loc else None, "path": self.path, "message": self.message,
+                "severity": self.severity}
+
 
 class SpecError(ArchcError):
     """The spec is malformed: YAML syntax, schema, unknown names, bad arguments."""
+
+
+class UnknownNameError(SpecError):
+    """A name that refers to nothing: an op or block that does not exist, a block argument it lacks."""
 
 
 class ExprError(SpecError):
@@ -54,5 +78,65 @@ class ExpectError(SpecError):
     """A figure the spec declares under `expect:` differs from the computed one."""
 
 
-class Warning_(ArchcError):
-    """A located warning (non-integral conv arithmetic). Printed, never raised."""
+class SpecWarning(ArchcError):
+    """A located warning (conv arithmetic that ignores input pixels). Printed, never raised."""
+
+    severity = "warning"
+
+
+Warning_ = SpecWarning  # the 0.1 name
+
+
+class ArchcErrors(SpecError):
+    """Several independent errors, sorted by position. Reads as its first error, with a count of the rest;
+    `errors` lists them all (at most MAX_ERRORS; `more` counts the ones left out)."""
+
+    def __init__(self, errors: list[ArchcError], more: int = 0):
+        first = errors[0]
+        super().__init__(first.message, first.loc, first.path)
+        self._errors, self.more = errors, more
+
+    @property
+    def errors(self) -> list[ArchcError]:
+        return self._errors
+
+    def __str__(self) -> str:
+        rest = len(self._errors) - 1 + self.more
+        return super().__str__() + (f" (and {rest} more error{'s' * (rest > 1)})" if rest else "")
+
+
+class Diagnostics:
+    """Collects independent errors; `raise_if_any` raises them in file order, duplicates dropped (an error
+    inside a block is reported once, not once per call)."""
+
+    def __init__(self):
+        self._errors: list[ArchcError] = []
+        self._seen: set = set()
+
+    def add(self, error: ArchcError) -> None:
+        for e in error.errors:
+            key = (e.loc, e.message)
+            if key not in self._seen:
+                self._seen.add(key)
+                self._errors.append(e)
+
+    def __bool__(self) -> bool:
+        return bool(self._errors)
+
+    def __len__(self) -> int:
+        return len(self._errors)
+
+    def sorted(self) -> list[ArchcError]:
+        files: dict[str | None, int] = {}
+        for e in self._errors:
+            files.setdefault(e.loc.file if e.loc else None, len(files))
+        return sorted(self._errors, key=lambda e: (files[e.loc.file if e.loc else None],
+                                                   (e.loc.line, e.loc.col) if e.loc else (1 << 30, 0)))
+
+    def raise_if_any(self) -> None:
+        if not self._errors:
+            return
+        errors = self.sorted()
+        if len(errors) == 1:
+            raise errors[0]
+        raise ArchcErrors(errors[:MAX_ERRORS], max(0, len(errors) - MAX_ERRORS))

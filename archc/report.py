@@ -24,19 +24,14 @@ def _rf(a: Analysis) -> str:
 def table(a: Analysis, depth: int | None = None) -> str:
     """One row per graph node; with `depth`, one row per module path cut to `depth` names (layer1.0),
     summing parameters and MACs, with the output of the group's last node."""
-    groups: dict[str, list] = {}
-    for n, d in a.nodes():
-        if d["op"] != "input":
-            key = ".".join(n.split(".")[:depth]) if depth else n
-            groups.setdefault(key, []).append((n, d))
     rows = []
-    for key, members in groups.items():
-        last = members[-1][1]
-        aux = " (aux)" if last["aux"] else ""
-        op = last["op"] if len(members) == 1 else f"{len(members)} ops"
-        params = sum(d["params"] for n, d in members if n == d["module"])
-        macs = sum(d["macs"] for _, d in members)
-        rows.append((key, op + aux, _shape(last["shape"]), f"{params:,}" if params else "",
+    for key, members in a.groups(depth, with_input=False).items():
+        last = members[-1]
+        aux = " (aux)" if last.meta["aux"] else ""
+        op = last.op if len(members) == 1 else f"{len(members)} ops"
+        params = sum(n.meta["params"] for n in members if n.name == n.module)
+        macs = sum(n.meta["macs"] for n in members)
+        rows.append((key, op + aux, _shape(last.shape), f"{params:,}" if params else "",
                      f"{macs:,}" if macs else ""))
     head = ("layer", "op", "output", "params", "MACs")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(5)]

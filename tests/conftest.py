@@ -2,6 +2,10 @@ from pathlib import Path
 
 import pytest
 
+import archc.passes
+
+archc.passes.VERIFY_BETWEEN = True  # every pass must leave the graph valid: verify it after each one
+
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
 MANIFESTS = ROOT / "tests" / "data" / "torchvision"

@@ -74,6 +74,49 @@ def test_user_errors_exit_2(args, words, capsys):
     assert words in err and "Traceback" not in err and err.count("\n") == 1
 
 
+def test_validate_goes_on_over_every_file_and_fails_if_any_failed(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("archc: 1\nname: bad\ninput: [3, 8, 8]\ngraph:\n  - {silu: null}\n"
+                   "  - a: {conv: {out: 8, k: 3, strid: 1}}\n")
+    clash = tmp_path / "clash.yaml"
+    clash.write_text("archc: 1\nname: clash\ninput: [3, 8, 8]\ngraph:\n  - forward: relu\n")
+    assert cli.main(["validate", "specs/vgg16.yaml", str(bad), "nope.yaml", str(clash), "specs/resnet18.yaml"]) == 2
+    out, err = capsys.readouterr()
+    assert [line.split(":")[0] for line in out.splitlines()] == ["specs/vgg16.yaml", "specs/resnet18.yaml"]
+    assert err.splitlines() == [
+        f"{bad}:5:6: graph.0.silu: unknown op 'silu' (ops: conv, bn, relu, relu6, sigmoid, tanh, softmax, lrn, "
+        "maxpool, avgpool, adaptive_avgpool, gap, dropout, drop_path, linear, flatten, identity, pad_channels, "
+        "rbf, concat, add, mean)",
+        f"{bad}:6:30: graph.1.a.conv.strid: conv has no argument 'strid' (did you mean 'stride'?)",
+        "nope.yaml:1:1: cannot read spec: No such file or directory",
+        f"{clash}:5:14: forward: 'forward' is an attribute of nn.Module: a module cannot take this name"]
+
+
+def test_format_json_for_editors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("archc: 1\nname: bad\ninput: [3, 224, 224]\ngraph:\n  - c: {conv: {out: 8, k: 11, stride: 4}}\n"
+                   "  - forward: relu\n")
+    for command in ("validate", "compile"):
+        rc, out, err = run(command, str(bad), "--format", "json")
+        assert rc == 2 and out == ""
+        warning, error = map(json.loads, err.splitlines())
+        assert warning == {"file": str(bad), "line": 5, "column": 8, "path": "c", "severity": "warning",
+                           "message": "conv 11/4 pad 0 on 224: (224 + 2*0 - 11) / 4 + 1 = 54.25, so the last 1 "
+                                      "input row(s) are never seen"}
+        assert error == {"file": str(bad), "line": 6, "column": 14, "path": "forward", "severity": "error",
+                         "message": "'forward' is an attribute of nn.Module: a module cannot take this name"}
+
+
+def test_schema_command_prints_the_shipped_schema(capsys):
+    from pathlib import Path
+
+    from archc.spec import schema
+
+    assert cli.main(["schema"]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(
+        (Path(schema.__file__).parent / "schema.json").read_text())
+
+
 def test_validate_and_compare(capsys):
     assert cli.main(["validate", "specs/vgg16.yaml", "specs/resnet50.yaml"]) == 0
     out = capsys.readouterr().out
@@ -101,8 +144,8 @@ def test_internal_error_is_one_line(monkeypatch, capsys):
 
 
 def test_analysis_does_not_import_torch():
-    """`archc validate` is instant: spec -> analysed graph never imports torch (or triton)."""
-    code = ("import sys, archc; a = archc.analyze('specs/resnext.yaml'); "
+    """`archc validate` is instant: spec -> analysed and checked graph never imports torch (or triton)."""
+    code = ("import sys, archc; a = archc.validate('specs/resnext.yaml'); "
             "assert a.params == 25028904; print(sorted(m for m in ('torch', 'triton') if m in sys.modules))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr

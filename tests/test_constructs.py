@@ -4,22 +4,25 @@ import pytest
 import torch
 
 import archc
-from archc.spec.load import loads
 
 
 def analyze(body: str, input_=(8, 16, 16), **params):
     head = f"archc: 1\nname: t\ninput: {list(input_)}\n"
-    return archc.analyze(loads(head + body, "t.yaml", params))
+    return archc.analyze(archc.loads(head + body, "t.yaml", **params))
 
 
 def ops(a, op):
-    return [n for n, d in a.nodes() if d["op"] == op]
+    return [n.name for n in a.nodes() if n.op == op]
+
+
+def names(a):
+    return [n.name for n in a.nodes()]
 
 
 def test_receptive_field_of_stacked_3x3_is_7():
     a = analyze("graph:\n  - {repeat: 3, body: [{conv: {out: 8, k: 3, pad: 1}}, relu]}\n")
     assert a.receptive_field["size"] == [7, 7]
-    assert [n for n, _ in a.nodes()][1:] == [str(i) for i in range(6)]  # spliced, numbered like a flat list
+    assert names(a)[1:] == [str(i) for i in range(6)]  # spliced, numbered like a flat list
 
 
 def test_receptive_field_with_stride():
@@ -30,7 +33,7 @@ def test_receptive_field_with_stride():
 @pytest.mark.parametrize("size,warns", [(224, True), (227, False)])
 def test_non_integral_conv_warns_with_numbers(size, warns):
     a = analyze("graph:\n  - conv1: {conv: {out: 96, k: 11, stride: 4}}\n", input_=(3, size, size))
-    assert a.nodes()[-1][1]["shape"] == (96, 54 if size == 224 else 55, 54 if size == 224 else 55)
+    assert a.nodes()[-1].shape == (96, 54 if size == 224 else 55, 54 if size == 224 else 55)
     if warns:
         (w,) = a.warnings
         assert "(224 + 2*0 - 11) / 4 + 1 = 54.25" in w.message and w.path == "conv1" and w.loc.line == 5
@@ -43,8 +46,8 @@ def test_dense_block_concatenates_all_previous():
     g = a.graph
     convs = ops(a, "conv")
     assert convs == ["d.layer1.0", "d.layer2.0", "d.layer3.0"]
-    assert [g.nodes[c]["attrs"]["out"] for c in convs] == [4, 4, 4]
-    assert [g.nodes[g.nodes[c]["inputs"][0]]["shape"][0] for c in convs] == [8, 12, 16]
+    assert [g[c].attrs["out"] for c in convs] == [4, 4, 4]
+    assert [g[g.inputs(c)[0]].shape[0] for c in convs] == [8, 12, 16]
     assert a.outputs[0]["shape"] == [20, 16, 16]
 
 
@@ -58,12 +61,11 @@ def test_fractal_expansion(columns):
         assert sum(n.startswith(f"f.col{c}.") for n in convs) == 2 ** (c - 1)
     joins = ops(a, "mean")
     if columns > 1:
-        final = a.graph.nodes[joins[-1]]
-        assert len(final["inputs"]) == columns  # joins at the same depth are merged
-        assert final["attrs"]["drop_path"] == 0.15
-        depth = {n: 0 for n in a.graph}
-        for n, d in a.nodes():  # the longest path passes through every layer of the deepest column
-            depth[n] = max([depth[i] for i in d["inputs"]], default=0) + (d["op"] == "conv")
+        assert len(a.graph.inputs(joins[-1])) == columns  # joins at the same depth are merged
+        assert a.graph[joins[-1]].attrs["drop_path"] == 0.15
+        depth = {}
+        for n in a.nodes():  # the longest path passes through every layer of the deepest column
+            depth[n.name] = max([depth[i] for i in a.graph.inputs(n.name)], default=0) + (n.op == "conv")
         assert depth[joins[-1]] == 2 ** (columns - 1)
 
 
@@ -72,7 +74,7 @@ def test_stochastic_depth_linear_decay():
             "      drop_path: {linear: 0.5}\n"
             "graph:\n  - layer: {repeat: 4, block: b}\n")
     a = analyze(body)
-    ps = [a.graph.nodes[n]["attrs"]["p"] for n in ops(a, "drop_path")]
+    ps = [a.graph[n].attrs["p"] for n in ops(a, "drop_path")]
     assert ps == [0.125, 0.25, 0.375, 0.5]
     m = archc.build(a)
     m.eval()
@@ -86,11 +88,10 @@ def test_residual_auto_projection_only_when_shapes_differ():
             "      shortcut: {auto: downsample}\n      post: {relu: relu}\n"
             "graph:\n  - l: {repeat: 2, block: b, with: {out: 16, stride: '2 if i == 0 else 1'}}\n")
     a = analyze(body)
-    names = [n for n, d in a.nodes()]
-    assert "l.0.downsample.0" in names and "l.0.downsample.1" in names
-    assert not any(n.startswith("l.1.downsample") for n in names)
-    ds = a.graph.nodes["l.0.downsample.0"]
-    assert (ds["op"], ds["attrs"]["k"], ds["attrs"]["stride"], ds["shape"]) == ("conv", 1, 2, (16, 8, 8))
+    assert "l.0.downsample.0" in names(a) and "l.0.downsample.1" in names(a)
+    assert not any(n.startswith("l.1.downsample") for n in names(a))
+    ds = a.graph["l.0.downsample.0"]
+    assert (ds.op, ds.attrs["k"], ds.attrs["stride"], ds.shape) == ("conv", 1, 2, (16, 8, 8))
 
 
 def test_aux_outputs_only_in_training():
@@ -112,7 +113,7 @@ def test_from_and_when():
             "  - c: {conv: {out: 8, k: 1}, when: extra}\n"
             "  - s: {add: null, from: [a, b, input]}\n")
     a = analyze(body)
-    assert a.graph.nodes["s"]["inputs"] == ["a", "b", "input"]
+    assert a.graph.inputs("s") == ["a", "b", "input"]
     assert "c" not in a.graph
     with pytest.raises(archc.SpecError, match="feeds no output"):
         analyze(body, extra=True)
@@ -134,7 +135,7 @@ def test_block_with_named_content_is_indexed_in_a_sequence():
     body = ("blocks:\n  basic:\n    seq: [conv: {conv: {out: 4, k: 1}}, bn: bn]\n"
             "graph:\n  - branch: [{block: basic}, {maxpool: {k: 3, stride: 1, pad: 1}}, {block: basic}]\n")
     a = analyze(body)
-    assert [n for n, d in a.nodes() if d["params"]] == ["branch.0.conv", "branch.0.bn", "branch.2.conv",
+    assert [n.name for n in a.nodes() if n.meta["params"]] == ["branch.0.conv", "branch.0.bn", "branch.2.conv",
                                                         "branch.2.bn"]
 
 
@@ -155,7 +156,7 @@ def test_parameter_override_changes_the_model():
 
 
 def test_mean_drop_path_keeps_one_input_and_averages_survivors():
-    from archc.nn.layers import Mean
+    from archc.backends.torch.layers import Mean
 
     torch.manual_seed(0)
     m = Mean(drop_path=0.9).train()
@@ -168,7 +169,7 @@ def test_mean_drop_path_keeps_one_input_and_averages_survivors():
 
 
 def test_drop_path_module():
-    from archc.nn.layers import DropPath
+    from archc.backends.torch.layers import DropPath
 
     torch.manual_seed(0)
     x = torch.ones(1000, 3)
@@ -184,9 +185,9 @@ def test_modifiers_apply_outside_sequences():
             "      shortcut: {conv: {out: out, k: 1}, from: relu1, when: 'in_channels != out'}\n"
             "graph:\n  - a: {block: b, with: {out: 16}}\n  - b: {block: b, with: {out: 16}}\n")
     a = analyze(body)
-    add_a, add_b = a.graph.nodes["a.~add"], a.graph.nodes["b.~add"]
-    assert add_a["inputs"] == ["a.conv1", "a.3"] and a.graph.nodes["a.3"]["inputs"] == ["a.relu1"]
-    assert add_b["inputs"] == ["b.conv1", "a.~add"], "when: false leaves the identity shortcut"
+    g = a.graph
+    assert g.inputs("a.~add") == ["a.conv1", "a.3"] and g.inputs("a.3") == ["a.relu1"]
+    assert g.inputs("b.~add") == ["b.conv1", "a.~add"], "when: false leaves the identity shortcut"
 
 
 def test_construct_keys_as_names():
@@ -213,3 +214,35 @@ def test_peak_activations_frees_after_last_use():
     skip = analyze("graph:\n  - a: {conv: {out: 4, k: 1}}\n  - b: {conv: {out: 4, k: 1}}\n"
                    "  - c: {conv: {out: 4, k: 1}}\n  - s: {add: null, from: [a, c]}\n")
     assert skip.peak_activations == 8 * hw + 3 * 4 * hw  # a stays alive across b and c for the add
+
+
+def test_list_block_arguments():
+    """`[h, w]` and lists of ints as block arguments: Inception-v3's 1x7 and 7x1 convs from one block."""
+    body = ("blocks:\n  basic:\n    args: {out: int, k: int2, pad: [0, 0]}\n"
+            "    seq: [conv: {conv: {out: out, k: k, pad: pad, bias: false}}]\n"
+            "  stack:\n    args: {widths: ints}\n"
+            "    seq: [{conv: {out: max(widths), k: 1}}]\n"
+            "graph:\n  - a: {block: basic, with: {out: 6, k: [1, 7], pad: [0, 3]}}\n"
+            "  - b: {block: basic, with: {out: 6, k: [7, 1], pad: [3, 0]}}\n"
+            "  - c: {block: basic, with: {out: 6, k: 3, pad: [1, 1]}}\n"
+            "  - d: {block: stack, with: {widths: [4, 9, 2]}}\n")
+    a = analyze(body)
+    g = a.graph
+    assert (g["a.conv"].attrs["k"], g["a.conv"].attrs["pad"], g["a.conv"].shape) == ((1, 7), (0, 3), (6, 16, 16))
+    assert (g["b.conv"].attrs["k"], g["b.conv"].attrs["pad"]) == ((7, 1), (3, 0))
+    assert (g["c.conv"].attrs["k"], g["c.conv"].attrs["pad"]) == (3, 1), "equal sides are one value"
+    assert g["d.0"].shape == (9, 16, 16)
+    assert archc.build(a)(torch.randn(1, 8, 16, 16)).shape == (1, 9, 16, 16)
+
+
+@pytest.mark.parametrize("with_,words", [
+    ("{k: [1, 2, 3]}", "basic k must be an int or [h, w], got [1, 2, 3]"),
+    ("{k: 1.5}", "basic k must be an int, got 1.5"),
+    ("{k: [1, x]}", "unknown name 'x'"),
+])
+def test_list_block_arguments_are_checked(with_, words):
+    body = ("blocks:\n  basic:\n    args: {k: int2}\n    seq: [conv: {conv: {out: 4, k: k}}]\n"
+            f"graph:\n  - a: {{block: basic, with: {with_}}}\n")
+    with pytest.raises(archc.SpecError, match=words.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")) as e:
+        analyze(body)
+    assert (e.value.loc.line, e.value.path) == (9, "a")

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 import archc
-from archc.spec.load import loads
 from conftest import SPECS, spec_id
 
 
@@ -37,22 +36,22 @@ def test_fused_equals_eager_in_float64(path):
 def test_resnet50_fuses_every_conv_with_its_bn_relu_and_residual():
     model = archc.build("specs/resnet50.yaml")
     g = archc.fuse(model).graph
-    fused = {n: d for n, d in g.nodes(data=True) if d["op"] == "conv_bn_act"}
-    assert len(fused) == 53 and not any(d["op"] in ("conv", "bn", "add") for _, d in g.nodes(data=True))
+    fused = {n.name: n for n in g.nodes() if n.op == "conv_bn_act"}
+    assert len(fused) == 53 and not any(n.op in ("conv", "bn", "add") for n in g.nodes())
     conv3 = fused["layer1.0.conv3"]
-    assert conv3["inputs"] == ["layer1.0.conv2", "layer1.0.downsample.0"]
-    assert (conv3["attrs"]["bn"], conv3["attrs"]["act"]) == ("layer1.0.bn3", "relu")
-    assert fused["layer1.0.downsample.0"]["attrs"]["act"] == "none"
-    assert fused["layer1.1.conv3"]["inputs"] == ["layer1.1.conv2", "layer1.0.conv3"]
-    assert model.graph.nodes["layer1.0.bn1"]["op"] == "bn", "the trained module's graph is left alone"
+    assert g.inputs("layer1.0.conv3") == ["layer1.0.conv2", "layer1.0.downsample.0"]
+    assert (conv3.attrs["bn"], conv3.attrs["act"]) == ("layer1.0.bn3", "relu")
+    assert fused["layer1.0.downsample.0"].attrs["act"] == "none"
+    assert g.inputs("layer1.1.conv3") == ["layer1.1.conv2", "layer1.0.conv3"]
+    assert model.graph["layer1.0.bn1"].op == "bn", "the trained module's graph is left alone"
 
 
 def test_producer_read_twice_is_not_fused():
     text = ("archc: 1\nname: t\ninput: [4, 8, 8]\ngraph:\n  - c: {conv: {out: 4, k: 3, pad: 1}}\n"
             "  - b: bn\n  - r: relu\n  - s: {add: null, from: [b, r]}\n  - d: {dropout: {p: 0.5}}\n")
-    model = randomise_bn(archc.build(loads(text, "t.yaml"))).eval()
+    model = randomise_bn(archc.build(archc.loads(text, "t.yaml"))).eval()
     fused = archc.fuse(model)
-    ops = {n: d["op"] for n, d in fused.graph.nodes(data=True)}
+    ops = {n.name: n.op for n in fused.graph.nodes()}
     assert ops == {"input": "input", "c": "conv_bn_act", "r": "relu", "s": "add"}  # bn read twice: act not fused
     x = torch.randn(2, 4, 8, 8)
     with torch.no_grad():

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 import archc
 from archc.errors import ArchcError
-from archc.spec.load import loads
 from conftest import SPECS
 
 SCALARS = [0, -1, 1, 3, 2**40, 0.5, -2.5, True, False, None, "", "x", "i", "1 +", "in_channels * 2",
@@ -47,9 +46,11 @@ def mutate(data, rng: random.Random):
 
 def analyze_or_error(text: str):
     try:
-        archc.analyze(loads(text, "fuzz.yaml"))
+        archc.analyze(archc.loads(text, "fuzz.yaml"))
     except ArchcError as e:
-        assert "\n" not in str(e) and (e.loc is not None or e.path is not None), str(e)
+        assert "\n" not in str(e)
+        for error in e.errors:
+            assert "\n" not in str(error) and (error.loc is not None or error.path is not None), str(error)
 
 
 @pytest.mark.parametrize("seed", range(200))

@@ -11,20 +11,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from archc.errors import ExprError
+from archc.ir.ops import spec_ops
 from archc.spec import schema
 from archc.spec.expr import evaluate
+from archc.spec.kinds import Choice, Float, Int, List, Name, Pair
 from conftest import SPECS, spec_id
 
 
-def test_shipped_schema_is_generated_from_the_op_table():
+def test_shipped_schema_is_generated_from_the_grammar_and_op_table():
     shipped = json.loads((Path(schema.__file__).parent / "schema.json").read_text())
-    assert shipped == schema.generate(), "run: python -m archc.spec.schema > archc/spec/schema.json"
+    assert shipped == schema.generate(spec_ops()), "run: archc schema > archc/spec/schema.json"
     jsonschema.Draft202012Validator.check_schema(shipped)
 
 
 @pytest.fixture(scope="module")
 def validator():
-    return jsonschema.Draft202012Validator(schema.generate())
+    return jsonschema.Draft202012Validator(schema.generate(spec_ops()))
 
 
 @pytest.mark.parametrize("path", SPECS, ids=spec_id)
@@ -36,7 +38,7 @@ def test_specs_validate_with_plain_jsonschema(path, validator):
 def test_schema_rejects_unknown_op_for_editors():
     bad = {"archc": 1, "name": "x", "input": [3, 8, 8], "graph": [{"cnov": {"out": 3}}]}
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(bad, schema.generate())
+        jsonschema.validate(bad, schema.generate(spec_ops()))
 
 
 OPS = [("+", operator.add), ("-", operator.sub), ("*", operator.mul), ("//", operator.floordiv),
@@ -82,3 +84,79 @@ def test_allowed_expressions(text, env, value):
 def test_forbidden_expressions(text):
     with pytest.raises(ExprError):
         evaluate(text, {"x": [1]})
+
+
+# The reader (archc/spec/read.py) and the schema come from one grammar: they accept the same documents. The
+# reader also resolves names the schema cannot know (blocks, block arguments, op or block names in strings).
+
+def reader_agrees_with_schema(text: str, validator) -> None:
+    from archc.errors import ArchcError, UnknownNameError
+    from archc.spec.load import loads
+
+    try:
+        loads(text, str(SPECS[0].parent / "fuzz.yaml"), spec_ops())
+        errors = []
+    except ArchcError as e:
+        errors = e.errors
+    if validator.is_valid(yaml.safe_load(text)):
+        assert all(isinstance(e, UnknownNameError) for e in errors), [str(e) for e in errors]
+    else:
+        assert errors, "the schema rejects what the reader accepts"
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_reader_and_schema_agree_on_mutated_specs(seed, validator):
+    import random
+
+    from test_fuzz import mutate
+
+    rng = random.Random(seed)
+    data = yaml.safe_load(rng.choice(SPECS).read_text())
+    for _ in range(rng.randint(1, 3)):
+        data = mutate(data, rng)
+    reader_agrees_with_schema(yaml.safe_dump(data), validator)
+
+
+_KEYS = ["conv", "out", "k", "residual", "body", "repeat", "block", "a", "from", "when", "with", "branches", "join",
+         "shortcut", "post", "dense", "layers", "fractal", "aux", "seq", "relu", "add", "drop_path", "auto", "1a",
+         "input", "args", "let", "table", "blk"]
+_DOCS = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 300) | st.floats(-2, 2) | st.sampled_from(
+        ["relu", "conv", "x", "i", "a", "identity", "auto", "concat", "in_channels", "blk", "int"]),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.sampled_from(_KEYS), children, max_size=3),
+    max_leaves=14)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_DOCS, _DOCS)
+def test_reader_and_schema_agree_on_random_documents(graph, block):
+    doc = {"archc": 1, "name": "fuzz", "input": [3, 16, 16], "graph": graph, "blocks": {"blk": block}}
+    reader_agrees_with_schema(yaml.safe_dump(doc), jsonschema.Draft202012Validator(schema.generate(spec_ops())))
+
+
+@pytest.mark.parametrize("kind,written,problem,value", [
+    (Int(lo=1), 3, None, 3),
+    (Int(lo=1), 0, "must be >= 1, got 0", None),
+    (Int(lo=1), 2.0, None, 2),
+    (Int(lo=1), True, "must be an int or an expression, got True", None),
+    (Int(lo=1), "n * 2", None, 8),
+    (Int(expr=False), "n", "must be an int, got 'n'", None),
+    (Float(0.0, 1.0), 1.0, "must be in [0, 1), got 1.0", None),
+    (Pair(), [3, 1], None, (3, 1)),
+    (Pair(), [3, 3], None, 3),
+    (Pair(), "hw", None, (2, 5)),
+    (Pair(), [1, 2, 3], "must be an int or [h, w], got [1, 2, 3]", None),
+    (Choice(('nearest', 'bilinear')), "bilinear", None, "bilinear"),
+    (Choice(('nearest', 'bilinear')), "cubic", "must be one of nearest, bilinear, got 'cubic'", None),
+    (List(Int(), min=1, expr=True), [1, "n"], None, (1, 4)),
+    (List(Int(), min=1, expr=True), "hw", None, (2, 5)),
+    (List(Int(), min=1, expr=True), [], "must be a list of 1 or more values, got []", None),
+    (Name(), "layer_1", None, "layer_1"),
+    (Name(), "1x1", "'1x1' is not a valid name: it starts with a digit", None),
+    (Name(), "a-b", "'a-b' is not a valid name: it has '-'", None),
+])
+def test_argument_kinds(kind, written, problem, value):
+    found = kind.problem(written)
+    assert found == problem if problem is None else found.startswith(problem)
+    if value is not None:
+        assert kind.resolve(written, lambda text: evaluate(text, {"n": 4, "hw": (2, 5)})) == value

@@ -1,32 +1,52 @@
-"""The op table: the one place that knows each primitive op.
+"""The op table: the one place that knows what each op means.
 
-Each entry holds the op's arguments (from which the JSON Schema fragment is generated),
-its shape rule, its parameter and multiply-accumulate (MAC) counts, its receptive-field
-rule and its PyTorch builder. Shapes are per sample, without the batch: [C, H, W] or [F].
-Adding an op is adding one entry here.
+An entry holds the op's arguments (kinds from archc/spec/kinds.py, from which the schema is generated), its
+shape rule, its parameter and multiply-accumulate (MAC) counts, its receptive-field window, and the
+categories passes ask about (weight layer, activation, join, view, ...) instead of listing op names. How a
+backend runs an op lives with the backend (archc/backends/torch/lower.py). Shapes are per sample, without
+the batch: [C, H, W] or [F]. Adding an op is one `register(Op(...))` here and one lowering per backend.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from archc.errors import ShapeError
+from archc.spec.kinds import REQUIRED, Arg, Bool, Choice, Float, Int, List, Pair, Str
 
-REQUIRED = object()
 Shape = tuple[int, ...]
 
+# Categories: what passes, reports and backends may ask of an op.
+WEIGHT = "weight"  # a conv or linear layer: the layers that depth counts
+CONV = "conv"  # a 2-D convolution with conv's arguments: what a fused conv_bn_act starts from
+AFFINE = "affine"  # a per-channel affine map in eval mode (BatchNorm): folds into the conv before it
+NORM = "norm"  # a normalisation
+ACTIVATION = "activation"  # pointwise; `Op.act(attrs)` names the standard function it computes, if any
+SUM = "sum"  # the elementwise sum of its inputs (a residual add)
+JOIN = "join"  # combines several inputs into one (concat, add, mean); usable as a `branches` join
+VIEW = "view"  # in inference its output aliases its input: no memory of its own
+EVAL_IDENTITY = "eval_identity"  # returns its input in eval mode
+STATEFUL = "stateful"  # holds parameters or buffers: its name must be unique in its scope
+INPUT = "input"  # the network's input
+INTERNAL = "internal"  # made by archc itself (the input, fused ops), never written in specs
 
-@dataclass(frozen=True)
-class Arg:
-    """One op argument. kind: int | int2 (int or [h, w]) | float | bool | table (list of int lists)."""
 
-    kind: str
-    default: object = REQUIRED
-    doc: str = ""
-    lo: float | None = None  # inclusive lower bound
-    hi: float | None = None  # exclusive upper bound
+def _none(*_) -> int:
+    return 0
+
+
+class Window(NamedTuple):
+    """A sliding window along (h, w): kernel, stride, dilation, padding. `floor`: the output size follows
+    floor arithmetic, so trailing input rows may go unseen (conv and pooling, not adaptive or global).
+    Strides may be fractions (upsampling, later): the receptive-field pass keeps them exact."""
+
+    k: tuple
+    stride: tuple
+    dilation: tuple = (1, 1)
+    pad: tuple = (0, 0)
+    floor: bool = True
 
 
 @dataclass(frozen=True)
@@ -34,26 +54,35 @@ class Op:
     name: str
     doc: str
     shape: Callable[[dict, list[Shape]], Shape]
-    build: Callable[[dict, list[Shape]], object]
     args: dict[str, Arg] = field(default_factory=dict)
-    params: Callable[[dict, list[Shape], Shape], int] = lambda a, i, o: 0
-    macs: Callable[[dict, list[Shape], Shape], int] = lambda a, i, o: 0
-    window: Callable[[dict, list[Shape]], tuple] | None = None  # -> (k, s, d, p) per axis, for the receptive field
-    arity: int | None = 1  # None: any number of inputs >= 1 (joins)
-    view: bool = False  # in inference the output aliases its input (flatten, dropout): no activation memory
-    internal: bool = False  # created by constructs, not writable as an op in a spec
-    stateful: bool = False  # has parameters or buffers: its name must be unique in its scope
+    params: Callable[[dict, list[Shape], Shape], int] = _none
+    macs: Callable[[dict, list[Shape], Shape], int] = _none
+    window: Callable[[dict, list[Shape]], Window] | None = None
+    arity: int | None = 1  # None: one or more inputs
+    categories: frozenset = frozenset()
+    act: Callable[[dict], str | None] | None = None  # activations: the standard function these attrs compute
+
+    def __contains__(self, category: str) -> bool:
+        return category in self.categories
+
+
+OPS: dict[str, Op] = {}
+
+
+def register(op: Op) -> Op:
+    if op.name in OPS:
+        raise ValueError(f"op {op.name!r} is already registered")
+    OPS[op.name] = op
+    return op
+
+
+def spec_ops() -> dict[str, Op]:
+    """The ops a spec may write."""
+    return {name: op for name, op in OPS.items() if INTERNAL not in op}
 
 
 def pair(v) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else tuple(v)
-
-
-def _spatial(op: str, in_shapes: list[Shape]) -> Shape:
-    (s,) = in_shapes
-    if len(s) != 3:
-        raise ShapeError(f"{op} needs a [C, H, W] input, got {list(s)}")
-    return s
 
 
 def window_out(size: int, k: int, s: int, p: int, d: int = 1, ceil: bool = False) -> int:
@@ -68,11 +97,22 @@ def window_out(size: int, k: int, s: int, p: int, d: int = 1, ceil: bool = False
     return out
 
 
+def _spatial(op: str, in_shapes: list[Shape]) -> Shape:
+    s = in_shapes[0]
+    if len(s) != 3:
+        raise ShapeError(f"{op} needs a [C, H, W] input, got {list(s)}")
+    return s
+
+
+def _sliding(a: dict, in_shapes=None) -> Window:
+    return Window(pair(a["k"]), pair(a["stride"] or a["k"]), pair(a.get("dilation", 1)), pair(a["pad"]),
+                  not a.get("ceil", False))
+
+
 def _windowed(op: str, a: dict, in_shapes: list[Shape], out_c: int) -> Shape:
-    c, h, w = _spatial(op, in_shapes)
-    k, s, p, d = pair(a["k"]), pair(a["stride"] or a["k"]), pair(a["pad"]), pair(a.get("dilation", 1))
-    ceil = a.get("ceil", False)
-    hw = [window_out(n, k[i], s[i], p[i], d[i], ceil) for i, n in enumerate((h, w))]
+    _, h, w = _spatial(op, in_shapes)
+    k, s, d, p, _ = _sliding(a)
+    hw = [window_out(n, k[i], s[i], p[i], d[i], a.get("ceil", False)) for i, n in enumerate((h, w))]
     if min(hw) < 1:
         raise ShapeError(
             f"{op} {k[0]}x{k[1]}/{s[0]} pad {p[0]} on {h}x{w} gives an empty output {hw[0]}x{hw[1]}")
@@ -81,11 +121,11 @@ def _windowed(op: str, a: dict, in_shapes: list[Shape], out_c: int) -> Shape:
     return (out_c, *hw)
 
 
-def _window(a: dict, in_shapes: list[Shape]):
-    return pair(a["k"]), pair(a["stride"] or a["k"]), pair(a.get("dilation", 1)), pair(a["pad"])
+def _same(a, in_shapes):
+    return in_shapes[0]
 
 
-# conv ---------------------------------------------------------------------------------------
+# conv ---------------------------------------------------------------------------------------------------
 
 def _conv_shape(a, in_shapes):
     c = _spatial("conv", in_shapes)[0]
@@ -119,92 +159,35 @@ def _conv_macs(a, in_shapes, out):
     return math.prod(out[1:]) * _conv_fan_in(a, in_shapes) * kh * kw
 
 
-def _conv_build(a, in_shapes):
-    import torch.nn as nn
-
-    if a.get("table") is not None:
-        from archc.nn.layers import TableConv2d
-
-        return TableConv2d(in_shapes[0][0], a["table"], pair(a["k"]), pair(a["stride"]), pair(a["pad"]),
-                           pair(a["dilation"]), a["bias"])
-    return nn.Conv2d(in_shapes[0][0], a["out"], pair(a["k"]), pair(a["stride"]), pair(a["pad"]),
-                     pair(a["dilation"]), a["groups"], a["bias"])
+def _fused_shape(a, in_shapes):
+    out = _conv_shape(a, in_shapes[:1])
+    if len(in_shapes) > 1 and in_shapes[1] != out:
+        raise ShapeError(f"cannot add residual {list(in_shapes[1])} to conv output {list(out)}")
+    return out
 
 
-# normalisation, activations -------------------------------------------------------------------
-
-def _bn_build(a, in_shapes):
-    import torch.nn as nn
-
-    cls = nn.BatchNorm2d if len(in_shapes[0]) == 3 else nn.BatchNorm1d
-    return cls(in_shapes[0][0], eps=a["eps"], momentum=a["momentum"], affine=a["affine"])
-
-
-def _module(name: str, **fixed):
-    """Builder for a parameter-free torch.nn module whose arguments are the op's arguments."""
-
-    def build(a, in_shapes):
-        import torch.nn as nn
-
-        return getattr(nn, name)(**{**fixed, **a})
-
-    return build
-
-
-def _tanh_build(a, in_shapes):
-    import torch.nn as nn
-
-    if a["scale"] == a["slope"] == 1:
-        return nn.Tanh()
-    from archc.nn.layers import ScaledTanh
-
-    return ScaledTanh(a["scale"], a["slope"])
-
-
-def _same(a, in_shapes):
-    return in_shapes[0]
-
-
-# pooling --------------------------------------------------------------------------------------
-
-def _pool_build(kind):
-    def build(a, in_shapes):
-        import torch.nn as nn
-
-        k, s, p = pair(a["k"]), pair(a["stride"] or a["k"]), pair(a["pad"])
-        if kind == "max":
-            return nn.MaxPool2d(k, s, p, ceil_mode=a["ceil"])
-        return nn.AvgPool2d(k, s, p, ceil_mode=a["ceil"], count_include_pad=a["count_include_pad"],
-                            divisor_override=a["divisor"])
-
-    return build
-
+# pooling, linear, joins ------------------------------------------------------------------------------------
 
 def _adaptive_shape(a, in_shapes):
-    c = _spatial("adaptive_avgpool", in_shapes)[0]
-    return (c, *pair(a["size"]))
+    return (_spatial("adaptive_avgpool", in_shapes)[0], *pair(a["size"]))
 
 
-def _adaptive_window(a, in_shapes):
+def _adaptive_window(a, in_shapes) -> Window:
     # Exact when the input divides evenly; otherwise the largest window adaptive pooling uses.
     _, h, w = in_shapes[0]
     oh, ow = pair(a["size"])
-    k = (-(-h // oh), -(-w // ow))
-    return k, (h // oh, w // ow), (1, 1), (0, 0)
+    return Window((-(-h // oh), -(-w // ow)), (h // oh, w // ow), floor=False)
 
 
-def _adaptive_build(a, in_shapes):
-    import torch.nn as nn
-
-    return nn.AdaptiveAvgPool2d(pair(a["size"]))
-
-
-def _global_window(a, in_shapes):
+def _global_window(a, in_shapes) -> Window:
     _, h, w = in_shapes[0]
-    return (h, w), (h, w), (1, 1), (0, 0)
+    return Window((h, w), (h, w), floor=False)
 
 
-# linear, flatten ----------------------------------------------------------------------------------
+def _flatten_window(a, in_shapes) -> Window:
+    """After flatten every value may mix every position: its field is the whole map."""
+    return _global_window(a, in_shapes) if len(in_shapes[0]) == 3 else Window((1, 1), (1, 1), floor=False)
+
 
 def _linear_shape(a, in_shapes):
     (s,) = in_shapes
@@ -213,22 +196,8 @@ def _linear_shape(a, in_shapes):
     return (a["out"],)
 
 
-def _linear_build(a, in_shapes):
-    import torch.nn as nn
-
-    return nn.Linear(in_shapes[0][0], a["out"], a["bias"])
-
-
-def _flatten_window(a, in_shapes):
-    s = in_shapes[0]
-    return _global_window(a, in_shapes) if len(s) == 3 else ((1, 1), (1, 1), (1, 1), (0, 0))
-
-
-# joins ------------------------------------------------------------------------------------------
-
 def _concat_shape(a, in_shapes):
-    rest = {s[1:] for s in in_shapes}
-    if len(rest) > 1:
+    if len({s[1:] for s in in_shapes}) > 1:
         raise ShapeError("cannot concat " + " and ".join(str(list(s)) for s in in_shapes)
                          + " (sizes other than channels must match)")
     return (sum(s[0] for s in in_shapes), *in_shapes[0][1:])
@@ -243,18 +212,6 @@ def _elementwise_shape(name):
     return shape
 
 
-def _layer(name, *pass_in):
-    """Builder for a module of archc.nn.layers taking the op's arguments (and the input size if asked)."""
-
-    def build(a, in_shapes):
-        from archc.nn import layers
-
-        extra = {"in_features": in_shapes[0][0]} if pass_in else {}
-        return getattr(layers, name)(**extra, **a)
-
-    return build
-
-
 def _pad_channels_shape(a, in_shapes):
     (s,) = in_shapes
     if a["out"] < s[0]:
@@ -262,97 +219,91 @@ def _pad_channels_shape(a, in_shapes):
     return (a["out"], *s[1:])
 
 
-def _drop_path_build(a, in_shapes):
-    from archc.nn.layers import DropPath
+def _act(name: str):
+    return lambda a: name
 
-    return DropPath(a["p"])
 
+# arguments ---------------------------------------------------------------------------------------------
 
 def _int(default=REQUIRED, doc="", lo=1):
-    return Arg("int", default, doc=doc, lo=lo)
+    return Arg(Int(lo=lo), default, doc)
 
 
-def _int2(default=REQUIRED, doc="", lo=1):
-    return Arg("int2", default, doc=doc, lo=lo)
+def _pair(default=REQUIRED, doc="", lo=1):
+    return Arg(Pair(Int(lo=lo)), default, doc)
 
 
-def _float(default=REQUIRED, doc="", lo=None, hi=None):
-    return Arg("float", default, doc=doc, lo=lo, hi=hi)
-
-
-def _prob(default=REQUIRED, doc=""):
-    return _float(default, doc, lo=0.0, hi=1.0)
-
-
-def _bool(default, doc=""):
-    return Arg("bool", default, doc=doc)
-
-
-_POOL_ARGS = {
-    "k": _int2(doc="window size"),
-    "stride": _int2(None, doc="default: the window size"),
-    "pad": _int2(0, lo=0),
-    "ceil": _bool(False, doc="ceil_mode"),
+_PROB = Float(0.0, 1.0)
+_CONV_ARGS = {
+    "out": _int(doc="output channels"), "k": _pair(doc="kernel size"), "stride": _pair(1),
+    "pad": _pair(0, lo=0), "dilation": _pair(1), "groups": _int(1), "bias": Arg(Bool(), True),
+    "table": Arg(List(List(Int(lo=0, expr=False), min=1), min=1), None,
+                 "connection table: row j lists the input channels of output j (LeNet-5's C3)"),
 }
+_POOL_ARGS = {
+    "k": _pair(doc="window size"),
+    "stride": _pair(None, doc="default: the window size"),
+    "pad": _pair(0, lo=0),
+    "ceil": Arg(Bool(), False, "ceil_mode"),
+}
+ACTIVATIONS = ("relu", "relu6", "sigmoid", "tanh")  # the standard activations, by the names `act` gives
 
 _OPS = [
-    Op("conv", "2-D convolution (grouped, dilated).", _conv_shape, _conv_build,
-       args={"out": _int(doc="output channels"), "k": _int2(doc="kernel size"), "stride": _int2(1),
-             "pad": _int2(0, lo=0), "dilation": _int2(1), "groups": _int(1), "bias": _bool(True),
-             "table": Arg("table", None, doc="connection table: row j lists the input channels of output j "
-                                             "(LeNet-5's C3)")},
-       params=_conv_params, macs=_conv_macs, window=_window, stateful=True),
-    Op("bn", "Batch normalisation (2-D on [C,H,W], 1-D on [F]).", _same, _bn_build,
-       args={"eps": _float(1e-5, lo=0.0), "momentum": _prob(0.1), "affine": _bool(True)},
-       params=lambda a, i, o: 2 * i[0][0] if a["affine"] else 0, stateful=True),
-    Op("relu", "ReLU.", _same, _module("ReLU")),
-    Op("relu6", "ReLU6.", _same, _module("ReLU6")),
-    Op("sigmoid", "Logistic sigmoid.", _same, _module("Sigmoid")),
-    Op("tanh", "Hyperbolic tangent, scale * tanh(slope * x) (LeNet-5: 1.7159 tanh(2/3 x)).", _same, _tanh_build,
-       args={"scale": _float(1.0), "slope": _float(1.0)}),
-    Op("softmax", "Softmax over channels.", _same, _module("Softmax", dim=1)),
-    Op("lrn", "Local response normalisation across channels (AlexNet).", _same, _module("LocalResponseNorm"),
-       args={"size": _int(), "alpha": _float(1e-4), "beta": _float(0.75), "k": _float(1.0)}),
-    Op("maxpool", "Max pooling.", lambda a, i: _windowed("maxpool", a, i, i[0][0]), _pool_build("max"),
-       args=_POOL_ARGS, window=_window),
-    Op("avgpool", "Average pooling.", lambda a, i: _windowed("avgpool", a, i, i[0][0]), _pool_build("avg"),
-       args={**_POOL_ARGS, "count_include_pad": _bool(True),
-             "divisor": _int(None, doc="divide window sums by this instead of the window size (1: sum pooling)")},
-       window=_window),
-    Op("adaptive_avgpool", "Adaptive average pooling to a fixed [h, w].", _adaptive_shape,
-       _adaptive_build, args={"size": _int2()}, window=_adaptive_window),
-    Op("gap", "Global average pooling: [C,H,W] -> [C,1,1].",
-       lambda a, i: (_spatial("gap", i)[0], 1, 1),
-       lambda a, i: _adaptive_build({"size": 1}, i), window=_global_window),
-    Op("dropout", "Dropout (train mode only).", _same, _module("Dropout"), args={"p": _prob(0.5)},
-       view=True),
+    Op("conv", "2-D convolution (grouped, dilated, or with a connection table).", _conv_shape, _CONV_ARGS,
+       params=_conv_params, macs=_conv_macs, window=_sliding, categories=frozenset({WEIGHT, CONV, STATEFUL})),
+    Op("bn", "Batch normalisation (2-D on [C,H,W], 1-D on [F]).", _same,
+       {"eps": Arg(Float(lo=0.0), 1e-5), "momentum": Arg(_PROB, 0.1), "affine": Arg(Bool(), True)},
+       params=lambda a, i, o: 2 * i[0][0] if a["affine"] else 0, categories=frozenset({NORM, AFFINE, STATEFUL})),
+    Op("relu", "ReLU.", _same, categories=frozenset({ACTIVATION}), act=_act("relu")),
+    Op("relu6", "ReLU6.", _same, categories=frozenset({ACTIVATION}), act=_act("relu6")),
+    Op("sigmoid", "Logistic sigmoid.", _same, categories=frozenset({ACTIVATION}), act=_act("sigmoid")),
+    Op("tanh", "Hyperbolic tangent, scale * tanh(slope * x) (LeNet-5: 1.7159 tanh(2/3 x)).", _same,
+       {"scale": Arg(Float(), 1.0), "slope": Arg(Float(), 1.0)}, categories=frozenset({ACTIVATION}),
+       act=lambda a: "tanh" if a["scale"] == a["slope"] == 1 else None),
+    Op("softmax", "Softmax over channels.", _same),
+    Op("lrn", "Local response normalisation across channels (AlexNet).", _same,
+       {"size": _int(), "alpha": Arg(Float(), 1e-4), "beta": Arg(Float(), 0.75), "k": Arg(Float(), 1.0)},
+       categories=frozenset({NORM})),
+    Op("maxpool", "Max pooling.", lambda a, i: _windowed("maxpool", a, i, i[0][0]), _POOL_ARGS,
+       window=_sliding),
+    Op("avgpool", "Average pooling.", lambda a, i: _windowed("avgpool", a, i, i[0][0]),
+       {**_POOL_ARGS, "count_include_pad": Arg(Bool(), True),
+        "divisor": _int(None, doc="divide window sums by this instead of the window size (1: sum pooling)")},
+       window=_sliding),
+    Op("adaptive_avgpool", "Adaptive average pooling to a fixed [h, w].", _adaptive_shape, {"size": _pair()},
+       window=_adaptive_window),
+    Op("gap", "Global average pooling: [C,H,W] -> [C,1,1].", lambda a, i: (_spatial("gap", i)[0], 1, 1),
+       window=_global_window),
+    Op("dropout", "Dropout (train mode only).", _same, {"p": Arg(_PROB, 0.5)},
+       categories=frozenset({VIEW, EVAL_IDENTITY})),
     Op("drop_path", "Drop the whole input per sample with probability p (train mode only), scaling survivors.",
-       _same, _drop_path_build, args={"p": _prob()}, view=True),
-    Op("linear", "Fully connected layer.", _linear_shape, _linear_build,
-       args={"out": _int(doc="output features"), "bias": _bool(True)},
+       _same, {"p": Arg(_PROB)}, categories=frozenset({VIEW, EVAL_IDENTITY})),
+    Op("linear", "Fully connected layer.", _linear_shape,
+       {"out": _int(doc="output features"), "bias": Arg(Bool(), True)},
        params=lambda a, i, o: i[0][0] * a["out"] + (a["out"] if a["bias"] else 0),
-       macs=lambda a, i, o: i[0][0] * a["out"], stateful=True),
-    Op("flatten", "Flatten [C,H,W] to [C*H*W].", lambda a, i: (math.prod(i[0]),), _module("Flatten"),
-       window=_flatten_window, view=True),
-    Op("identity", "Pass the input through.", _same, _module("Identity"), view=True),
+       macs=lambda a, i, o: i[0][0] * a["out"], categories=frozenset({WEIGHT, STATEFUL})),
+    Op("flatten", "Flatten [C,H,W] to [C*H*W].", lambda a, i: (math.prod(i[0]),), window=_flatten_window,
+       categories=frozenset({VIEW})),
+    Op("identity", "Pass the input through.", _same, categories=frozenset({VIEW, EVAL_IDENTITY})),
     Op("pad_channels", "Append zero channels up to `out` (a parameter-free shortcut, option A of ResNet).",
-       _pad_channels_shape, _layer("PadChannels"), args={"out": _int()}),
+       _pad_channels_shape, {"out": _int()}),
     Op("rbf", "Euclidean radial basis output units with fixed +-1 centres: y_i = sum_j (x_j - c_ij)^2 "
        "(LeNet-5's output layer; the centres are a buffer, not trained).",
-       _linear_shape, _layer("RBF", "in"), args={"out": _int()}, macs=lambda a, i, o: i[0][0] * a["out"],
-       stateful=True),
-    Op("concat", "Concatenate inputs along channels.", _concat_shape, _layer("Concat"), arity=None),
-    Op("add", "Elementwise sum of inputs.", _elementwise_shape("add"), _layer("Add"), arity=None),
+       _linear_shape, {"out": _int()}, macs=lambda a, i, o: i[0][0] * a["out"], categories=frozenset({STATEFUL})),
+    Op("concat", "Concatenate inputs along channels.", _concat_shape, arity=None, categories=frozenset({JOIN})),
+    Op("add", "Elementwise sum of inputs.", _elementwise_shape("add"), arity=None,
+       categories=frozenset({JOIN, SUM})),
     Op("mean", "Elementwise mean of inputs; with drop_path > 0, each input is dropped with that probability "
        "in training (at least one kept) and the mean is over survivors (FractalNet's local drop-path).",
-       _elementwise_shape("mean"), _layer("Mean"), args={"drop_path": _prob(0.0)}, arity=None),
-    Op("conv_bn_act", "Fused conv [+ BN] [+ residual] [+ activation] (inference passes only).",
-       lambda a, i: _conv_shape(a, i[:1]), lambda a, i: None, params=lambda a, i, o: _conv_params(a, i[:1], o),
-       macs=lambda a, i, o: _conv_macs(a, i[:1], o), window=lambda a, i: _window(a, i[:1]), arity=None,
-       internal=True),
-    Op("input", "The network input.", lambda a, i: tuple(a["shape"]), lambda a, i: None, arity=0,
-       internal=True),
+       _elementwise_shape("mean"), {"drop_path": Arg(_PROB, 0.0)}, arity=None, categories=frozenset({JOIN})),
+    Op("conv_bn_act", "Fused conv [+ BN] [+ residual] [+ activation] (inference passes only): the conv's and "
+       "BN's module paths, the activation, and the conv's arguments; a second input is the residual.",
+       _fused_shape, {"conv": Arg(Str()), "bn": Arg(Str(), None), "act": Arg(Choice(("none", *ACTIVATIONS))),
+                      **_CONV_ARGS},
+       params=lambda a, i, o: _conv_params(a, i[:1], o), macs=lambda a, i, o: _conv_macs(a, i[:1], o),
+       window=_sliding, arity=None, categories=frozenset({WEIGHT, STATEFUL, INTERNAL})),
+    Op("input", "The network input.", lambda a, i: tuple(a["shape"]), {"shape": Arg(List(Int(lo=1)))}, arity=0,
+       categories=frozenset({INPUT, INTERNAL})),
 ]
-
-OPS: dict[str, Op] = {op.name: op for op in _OPS}
-SPEC_OPS = {name: op for name, op in OPS.items() if not op.internal}
+for _op in _OPS:
+    register(_op)

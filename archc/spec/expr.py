@@ -1,8 +1,12 @@
 """A small whitelisted evaluator for arithmetic in spec arguments.
 
 Allowed: numbers, booleans, names bound in the environment, + - * / // % **,
-unary - + not, comparisons, and/or, `a if c else b`, min(...) and max(...).
+unary - + not, comparisons, and/or, `a if c else b`, min(...) and max(...) (of several values, or of one
+list value such as a block argument `[4, 9, 2]`).
 Nothing else parses: no attributes, subscripts, other calls, comprehensions or lambdas.
+
+A name bound to UNKNOWN (the input size of a block whose input failed to expand) makes the whole expression
+unknown: evaluation raises UnknownValue, which the expander treats as "already reported", not as an error.
 """
 
 from __future__ import annotations
@@ -38,6 +42,18 @@ _COMPARE = {
 _FUNCS = {"min": min, "max": max}
 
 
+class _Unknown:
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN = _Unknown()
+
+
+class UnknownValue(Exception):
+    """The expression reads a value that is not known (see UNKNOWN); not a user error in itself."""
+
+
 def evaluate(text: str, env: Mapping[str, object]) -> object:
     """Evaluate `text` with names from `env`. Raises ExprError (message only; callers add the location)."""
     if len(text) > MAX_LENGTH:
@@ -59,6 +75,8 @@ def _eval(node: ast.AST, env: Mapping[str, object], text: str) -> object:
             if name not in env:
                 known = ", ".join(sorted(k for k in env if not k.startswith("_"))) or "none"
                 raise ExprError(f"unknown name {name!r} in {text!r} (known: {known})")
+            if env[name] is UNKNOWN:
+                raise UnknownValue(name)
             return env[name]
         case ast.BinOp(left=l, op=op, right=r) if type(op) in _BINOPS:
             a, b = _eval(l, env, text), _eval(r, env, text)
@@ -90,7 +108,14 @@ def _eval(node: ast.AST, env: Mapping[str, object], text: str) -> object:
         case ast.IfExp(test=t, body=b, orelse=e):
             return _eval(b, env, text) if _eval(t, env, text) else _eval(e, env, text)
         case ast.Call(func=ast.Name(id=fn), args=args, keywords=[]) if fn in _FUNCS and args:
-            return _FUNCS[fn](_eval(a, env, text) for a in args)
+            values = [_eval(a, env, text) for a in args]
+            if len(values) == 1 and isinstance(values[0], tuple):  # max(widths): over a list argument
+                values = list(values[0])
+            if not values:
+                raise ExprError(f"{fn} of an empty list in {text!r}")
+            for v in values:
+                _check_number(v, text)
+            return _FUNCS[fn](values)
     raise ExprError(f"not allowed in an expression: {ast.unparse(node)!r} in {text!r}")
 
 

@@ -1,16 +1,15 @@
-"""Load a spec: safe YAML with line/column marks -> JSON Schema validation -> Spec."""
+"""Load a spec: safe YAML with line/column marks, its block libraries, then read against the grammar (read.py)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 from pathlib import Path
 
 import yaml
 
 from archc.errors import Loc, SpecError
+from archc.spec.read import read
+from archc.spec.tree import Program
 
 MAX_BYTES = 1 << 20
 MAX_YAML_NODES = 200_000
@@ -22,7 +21,8 @@ YPath = tuple  # a path into the YAML document: keys and list indices
 
 @dataclass
 class Spec:
-    """A validated spec: its data, where each value was written, and its resolved parameters."""
+    """A spec document: its data, where each value was written, its libraries, its parameters, and (once read
+    against the grammar) its program."""
 
     file: str
     data: dict
@@ -32,10 +32,11 @@ class Spec:
     overrides: dict = field(default_factory=dict)
     text: str = field(default="", repr=False)
     imports: list["Spec"] = field(default_factory=list, repr=False)
+    program: Program | None = field(default=None, repr=False)  # set once read against the grammar
 
     @property
     def name(self) -> str:
-        return self.data.get("name") or self.data["library"]
+        return self.data["library"] if "library" in self.data else self.data.get("name", "")
 
     @property
     def blocks(self) -> dict[str, tuple[dict, "Spec"]]:
@@ -47,7 +48,8 @@ class Spec:
                     raise SpecError(f"block {name!r} is defined both in {blocks[name][1].file} and in "
                                     f"{origin.file}", origin.loc(("blocks", name), key=True))
                 blocks[name] = (bdef, origin)
-        for name, bdef in self.data.get("blocks", {}).items():
+        own = self.data.get("blocks")
+        for name, bdef in (own.items() if isinstance(own, dict) else ()):
             if name in blocks:
                 raise SpecError(f"block {name!r} is also defined in {blocks[name][1].file} (imported)",
                                 self.loc(("blocks", name), key=True))
@@ -72,7 +74,7 @@ class Spec:
                 raise SpecError(f"parameter {k!r} is {params[k]!r}; {v!r} does not fit", self.loc(("params", k)))
             params[k] = v
         return Spec(self.file, self.data, self.marks, self.key_marks, params, {**self.overrides, **overrides},
-                    self.text, self.imports)
+                    self.text, self.imports, self.program)
 
     def loc(self, ypath: YPath, key: bool = False) -> Loc:
         """Where the value (or, with key=True, the key) at ypath was written; the nearest enclosing one if unknown."""
@@ -87,18 +89,24 @@ class Spec:
 MAX_IMPORT_DEPTH = 8
 
 
-def load(path: str | Path, overrides: dict | None = None) -> Spec:
-    """Read, validate and parameterise the spec at `path`. Raises SpecError with a location."""
-    spec = _read(Path(path), None)
+def load(path: str | Path, ops, overrides: dict | None = None) -> Spec:
+    """Read, check and parameterise the spec at `path`; `ops`: the ops a spec may write (name -> op).
+    Raises SpecError (ArchcErrors when there are several) with locations."""
+    return _finish(_read(Path(path), None), ops, overrides)
+
+
+def loads(text: str, file: str, ops, overrides: dict | None = None) -> Spec:
+    """A spec from text; `file` names it in messages and anchors its imports."""
+    return _finish(_parse(text, file, ()), ops, overrides)
+
+
+def _finish(spec: Spec, ops, overrides: dict | None) -> Spec:
     if "library" in spec.data:
         raise SpecError(f"{spec.file} is a block library ({spec.name!r}): import it from a spec",
                         spec.loc(("library",)))
+    spec.program = read(spec, ops)
+    spec.params = dict(spec.data.get("params", {}))
     return spec.with_params(overrides or {})
-
-
-def loads(text: str, file: str = "<string>", overrides: dict | None = None) -> Spec:
-    """A spec from text; `file` names it in messages and anchors its imports."""
-    return _parse(text, file, ()).with_params(overrides or {})
 
 
 def _read(path: Path, importer: tuple | None) -> Spec:
@@ -108,18 +116,22 @@ def _read(path: Path, importer: tuple | None) -> Spec:
             raise SpecError(f"spec larger than {MAX_BYTES} bytes", Loc(file, 1, 1))
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        loc, what = importer[:2] if importer else (None, "spec")
-        raise SpecError(f"cannot read {what} {file}: {getattr(e, 'strerror', None) or e}", loc,
-                        None if loc else file) from None
+        reason = getattr(e, "strerror", None) or e
+        if importer:
+            raise SpecError(f"cannot read import {file}: {reason}", importer[0]) from None
+        raise SpecError(f"cannot read spec: {reason}", Loc(file, 1, 1)) from None
     return _parse(text, file, importer[2] if importer else ())
 
 
 def _parse(text: str, file: str, chain: tuple) -> Spec:
     data, marks, key_marks = _compose(text, file)
+    if not isinstance(data, dict):
+        raise SpecError(f"a spec is a mapping of keys (archc, name, input, graph, ...), got {type(data).__name__}",
+                        Loc(file, 1, 1))
     spec = Spec(file, data, marks, key_marks, text=text)
-    _validate(spec)
-    spec.params = dict(data.get("params", {}))
-    spec.imports = [_import(spec, i, ref, chain + (file,)) for i, ref in enumerate(data.get("import", []))]
+    refs = data.get("import", [])  # its form is checked with the rest, by the reader
+    spec.imports = [_import(spec, i, ref, chain + (file,))
+                    for i, ref in enumerate(refs if isinstance(refs, list) else []) if isinstance(ref, str)]
     _ = spec.blocks  # a block defined twice is an error now, located, not at its first call
     return spec
 
@@ -185,105 +197,3 @@ def _compose(text: str, file: str):
         return loader.construct_object(node)
 
     return convert(root, ()), marks, key_marks
-
-
-@cache
-def schema() -> dict:
-    return json.loads(resources.files("archc.spec").joinpath("schema.json").read_text())
-
-
-@cache
-def _validator():
-    import jsonschema
-
-    return jsonschema.Draft202012Validator(schema())
-
-
-def _validate(spec: Spec) -> None:
-    from jsonschema.exceptions import best_match
-
-    error = best_match(_validator().iter_errors(spec.data), key=_relevance)
-    if error is None:
-        return
-    ypath = tuple(error.absolute_path)
-    message = _message(error)
-    key = error.validator in ("additionalProperties", "propertyNames")
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        extra = [k for k in error.instance if k not in error.schema.get("properties", {})]
-        if extra:
-            ypath = ypath + (extra[0],)
-            message = f"unknown key {extra[0]!r}" + _allowed(error.schema)
-    if error.validator in ("anyOf", "oneOf") and isinstance(error.instance, dict) and _structure(error.instance):
-        message = _structure(error.instance)
-    elif error.validator == "anyOf" and "x-error" in error.schema and isinstance(error.instance, dict):
-        from archc.spec.schema import KINDS, MODIFIERS
-
-        import difflib
-
-        unknown = [k for k in error.instance if k not in KINDS and k not in MODIFIERS]
-        if not unknown and ypath and isinstance(ypath[-1], str) and not error.instance:
-            # `- cnov: {}` reads as a node named "cnov" holding nothing: most likely a misspelt op
-            if difflib.get_close_matches(ypath[-1], KINDS, n=1):
-                unknown, ypath = [ypath[-1]], ypath[:-1]
-        if unknown:
-            close = difflib.get_close_matches(unknown[0], KINDS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else f" (ops: {', '.join(KINDS)})"
-            ypath, key = ypath + (unknown[0],), True
-            message = f"unknown op or construct {unknown[0]!r}" + hint
-    if error.validator == "required" and "required" in error.schema:
-        missing = [k for k in error.schema["required"] if k not in error.instance]
-        message = f"missing key {missing[0]!r}" if missing else message
-    raise SpecError(message, spec.loc(ypath, key=key), _dotted(ypath))
-
-
-def _structure(item: dict) -> str | None:
-    """A message for the two common structural slips: two ops in one item, a reserved word as a name."""
-    from archc.spec.schema import KINDS, RESERVED
-
-    kinds = [k for k in item if k in KINDS]
-    if len(kinds) > 1 and set(kinds) != {"repeat", "block"}:
-        return (f"one item holds {' and '.join(map(repr, kinds))}: an item is a single op or construct "
-                "(a sequence is a list of items)")
-    (key, value), = item.items() if len(item) == 1 else ((None, None),)
-    looks_named = isinstance(value, (str, list)) or isinstance(value, dict) and any(k in KINDS for k in value)
-    if key in RESERVED and looks_named:
-        return f"{key!r} is reserved and cannot name an item: write `- {{{key}: ...}}` unnamed, or choose another name"
-    return None
-
-
-def _short(value, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 4] + " ..."
-
-
-def _relevance(error):
-    # jsonschema's relevance, except that an unknown key (a typo) outranks the missing key it causes.
-    from jsonschema.exceptions import relevance
-
-    return (error.validator != "required", *relevance(error))
-
-
-def _message(error) -> str:
-    schema = error.schema if isinstance(error.schema, dict) else {}
-    if "x-error" in schema and error.validator in ("anyOf", "oneOf", "maxProperties", "minProperties"):
-        return schema["x-error"]
-    if error.validator in ("anyOf", "oneOf"):
-        return f"{_short(error.instance)} is not valid here"
-    if error.validator == "const":
-        return f"{error.instance!r} must be {error.validator_value!r}"
-    if error.validator == "enum":
-        return f"{error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
-    if error.validator == "pattern":
-        return f"{error.instance!r} is not a valid name (letters, digits and _, not starting with a digit)"
-    if error.validator == "not" and isinstance(error.instance, str):
-        return f"{error.instance!r} is an op or construct and cannot name this"
-    return error.message
-
-
-def _allowed(schema: dict) -> str:
-    props = [k for k in schema.get("properties", {})]
-    return f" (allowed: {', '.join(props)})" if props else ""
-
-
-def _dotted(ypath: YPath) -> str:
-    return ".".join(str(p) for p in ypath) or "<spec>"

@@ -1,17 +1,12 @@
-"""An inference module from a trained ArchcModule: eval-mode graph passes, BN folded into conv weights,
-conv + BN + activation (+ residual) run by archc_kernels (Triton on CUDA, reference PyTorch elsewhere)."""
+"""The fused op's module: conv + BN + activation (+ residual) as one archc_kernels call (Triton on CUDA,
+reference PyTorch elsewhere), with BN folded into the conv's weight and bias."""
 
 from __future__ import annotations
-
-import copy
 
 import torch
 from torch import nn
 
 import archc_kernels
-from archc.nn.module import ArchcModule
-from archc.passes import run
-from archc.passes.fuse import INFERENCE
 
 
 class FusedConvBNAct(nn.Module):
@@ -38,28 +33,3 @@ class FusedConvBNAct(nn.Module):
     def extra_repr(self) -> str:
         o, i, kh, kw = self.weight.shape
         return f"{i * self.groups}, {o}, kernel_size=({kh}, {kw}), stride={self.stride}, act={self.act}"
-
-
-def fuse(model: ArchcModule) -> ArchcModule:
-    """A new eval-only module computing model.eval()'s function with fused ops. `model` is unchanged.
-
-    Fused weights are stored channels_last: the Triton kernels read channels (K) contiguously, and on the
-    CPU PyTorch's oneDNN convolutions then run channels_last end to end (measured: bench/cpu_inference.py).
-    """
-    g = copy.deepcopy(model.graph)
-    g.graph["outputs"] = [o for o in g.graph["outputs"] if not o["aux"]]
-    g.remove_nodes_from([n for n, d in list(g.nodes(data=True)) if d["aux"]])
-    run(g, INFERENCE)
-    modules = {}
-    for _, d in g.nodes(data=True):
-        if d["op"] == "input" or d["module"] in modules:
-            continue
-        if d["op"] == "conv_bn_act":
-            a = d["attrs"]
-            bn = model.get_submodule(a["bn"]) if a["bn"] else None
-            modules[d["module"]] = FusedConvBNAct(model.get_submodule(a["conv"]), bn, a["act"])
-        else:
-            modules[d["module"]] = model.get_submodule(d["module"])
-    fused = ArchcModule(g, modules).eval().to(memory_format=torch.channels_last)
-    fused.analysis = model.analysis
-    return fused

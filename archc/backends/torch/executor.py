@@ -1,0 +1,70 @@
+"""Graph -> nn.Module. Submodule names are the spec's names, so state_dict keys are readable and stable; the
+forward pass follows the liveness pass's schedule, freeing each value after its last use."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from archc.backends.torch.lower import lower
+from archc.backends.torch.names import check
+from archc.ir.graph import Graph
+from archc.passes.liveness import Schedule
+
+
+class Group(nn.Module):
+    """A named scope of the spec: holds submodules, computes nothing itself."""
+
+    def forward(self, *args):  # pragma: no cover - never called; the graph drives execution
+        raise RuntimeError("a Group is a namespace; run the enclosing ArchcModule")
+
+
+class ArchcModule(nn.Module):
+    """Runs the analysed graph. forward(x) returns the main output; in train mode, when the spec has
+    auxiliary outputs, it returns the tuple (main, *aux) in spec order (`self.output_names`).
+    `modules`: module path -> a module to use instead of lowering the op (archc.fuse passes trained ones)."""
+
+    def __init__(self, graph: Graph, modules: dict[str, nn.Module] | None = None):
+        super().__init__()
+        check(graph)
+        self.graph = graph
+        self.name = graph.name
+        built = dict(modules or {})
+        for node in graph.nodes():
+            if node.name != graph.input and node.module not in built:
+                built[node.module] = lower(node, [graph[i].shape for i in graph.inputs(node.name)])
+        for path, module in built.items():
+            *scopes, leaf = path.split(".")
+            parent = self
+            for part in scopes:
+                if part not in parent._modules:
+                    parent.add_module(part, Group())
+                parent = parent._modules[part]
+            parent.add_module(leaf, module)
+        order = graph.order()
+        self._modules_by_node = {n: built[graph[n].module] for n in order if n != graph.input}
+        self.output_names = [o.name for o in graph.outputs]
+        slot = {n: i for i, n in enumerate(order)}
+        self._plans = {training: self._plan(s, slot) for training, s in graph.meta["schedules"].items()}
+
+    def _plan(self, s: Schedule, slot: dict[str, int]):
+        """Steps (module, input slots, output slot, slots to free after) over value slots (the input's is 0)."""
+        steps = [(self._modules_by_node[n], [slot[i] for i in self.graph.inputs(n)], slot[n], [slot[d] for d in dead])
+                 for n, dead in zip(s.order[1:], s.dead[1:])]
+        return steps, [slot[o] for o in s.outputs], len(slot)
+
+    def forward(self, x: torch.Tensor):
+        steps, outputs, size = self._plans[self.training]
+        values: list = [None] * size
+        values[0] = x
+        for module, inputs, out, free in steps:
+            values[out] = module(*[values[i] for i in inputs])
+            for i in free:
+                values[i] = None
+        if len(outputs) == 1:
+            return values[outputs[0]]
+        return tuple(values[i] for i in outputs)
+
+    def node_modules(self) -> dict[str, nn.Module]:
+        """The module that computes each graph node (parameter-free modules may serve several nodes)."""
+        return dict(self._modules_by_node)

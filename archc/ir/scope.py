@@ -1,0 +1,79 @@
+"""Names -> module paths, as nn.Sequential and torchvision name things (and so state_dict keys):
+
+- a name written in the spec opens a scope: `layer1: {...}` -> `layer1.*`;
+- an anonymous item of a sequence (or an iteration of a repeat) takes its position as its name when it is an
+  op, or a construct that is a module of its own or holds named items (a "unit": grammar's `unit`);
+- an anonymous sequence, repeat or block call made only of anonymous items is spliced into the enclosing
+  sequence, its items numbered on (a loop generating layers, as VGG's flat `features`);
+- anonymous branches are transparent: their named items join the enclosing scope (SqueezeNet's fire).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from archc.errors import Loc, SpecError
+from archc.spec.grammar import CONSTRUCTS, BlockRef
+from archc.spec.tree import Item
+
+
+@dataclass
+class Scope:
+    prefix: str
+    counter: int = 0
+    names: dict[str, object] = field(default_factory=dict)  # written name -> its latest value
+
+    def path(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def child(self, name: str) -> Scope:
+        return Scope(self.path(name))
+
+    def take(self) -> str:
+        """The next position in this scope, as a name."""
+        self.counter += 1
+        return str(self.counter - 1)
+
+
+def is_unit(item: Item, blocks: dict, seen: frozenset = frozenset()) -> bool:
+    """Whether an anonymous item in a sequence position is a module of its own (it takes its position as its
+    name) or is spliced into the sequence."""
+    construct = CONSTRUCTS.get(item.kind)
+    if construct is None:  # an op: it takes its position when added, but holds nothing
+        return False
+    if construct.unit != "contents":
+        return construct.unit == "always"
+    return any(i.name is not None or is_unit(i, blocks, s) for i, s in _contents(item, blocks, seen))
+
+
+def _contents(item: Item, blocks: dict, seen: frozenset):
+    """The items directly inside, a called block's body included (each block once on a path)."""
+    construct = CONSTRUCTS[item.kind]
+    kinds = [(construct.value, item.value), *((construct.keys[k].kind, v) for k, v in item.keys.items())]
+    for kind, name in kinds:
+        if isinstance(kind, BlockRef) and name in blocks and name not in seen:
+            yield blocks[name].body, seen | {name}
+    for i in item.items():
+        yield i, seen
+
+
+class Modules:
+    """The module paths taken so far. A path names one module; an op without parameters may be used again
+    under its name (torchvision's shared `self.relu`): its k-th use is node `path#k`."""
+
+    def __init__(self):
+        self._first: dict[str, tuple] = {}  # path -> (op, attrs, stateful, loc)
+        self._uses: dict[str, int] = {}
+
+    def claim(self, path: str, op: str, attrs: dict, stateful: bool, loc: Loc | None) -> str:
+        """The node name for one more use of `path`."""
+        if path not in self._first:
+            self._first[path], self._uses[path] = (op, attrs, stateful, loc), 1
+            return path
+        first_op, first_attrs, _, first_loc = self._first[path]
+        if stateful or first_op != op or first_attrs != attrs:
+            where = f" (first at {first_loc.line}:{first_loc.col})" if first_loc else ""
+            raise SpecError(f"name {path.rsplit('.', 1)[-1]!r} is already used in this scope{where}; only "
+                            "identical ops without parameters may share a name", loc, path)
+        self._uses[path] += 1
+        return f"{path}#{self._uses[path]}"

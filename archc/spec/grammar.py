@@ -1,0 +1,261 @@
+"""The spec language's grammar: what each construct and each part of a spec file holds.
+
+One table entry per construct: its own key's kind, the keys that may stand beside it, how it scopes names.
+From these tables (and the op table's arguments) `schema.py` generates the JSON Schema and `read.py` reads
+specs; the expander (archc/ir/expand.py) holds one expansion function per construct. Adding a construct is
+one entry here plus its expansion function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from archc.spec.kinds import (ArgDecl, Bool, Choice, Const, Float, Int, List, Name, Scalar, Str,
+                              VALUE)
+
+
+@dataclass(frozen=True)
+class Key:
+    """A key of a mapping: the kind of its value, whether it must be there, its default."""
+
+    kind: object
+    required: bool = False
+    default: object = None
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A mapping with known keys. `noun` names them in messages ("argument", "key"); with a `tag`, a mapping
+    is taken for these settings (among alternatives) only when it holds that key."""
+
+    keys: dict[str, Key]
+    owner: str = ""
+    noun: str = "key"
+    tag: str | None = None
+
+    @property
+    def what(self) -> str:
+        return f"a mapping of {self.owner} settings" if self.owner else "a mapping"
+
+    def matches(self, v) -> bool:
+        return isinstance(v, dict) and (self.tag is None or self.tag in v)
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """Names to values of one kind (parameters, blocks, block arguments)."""
+
+    value: object
+    key: object = Name()
+    min: int = 0
+    what = "a mapping of names to values"
+
+    def matches(self, v) -> bool:
+        return isinstance(v, dict)
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """The first alternative whose form the written value has."""
+
+    alternatives: tuple
+
+    @property
+    def what(self) -> str:
+        return " or ".join(a.what for a in self.alternatives)
+
+    def matches(self, v) -> bool:
+        return any(a.matches(v) for a in self.alternatives)
+
+
+@dataclass(frozen=True)
+class SeqKind:
+    """A sequence: a list of items, each taking the previous one's output."""
+
+    what = "a list of items"
+
+    def matches(self, v) -> bool:
+        return isinstance(v, list)
+
+
+@dataclass(frozen=True)
+class ItemKind:
+    """An item of a sequence: a node, or a `name: node` pair."""
+
+    what = "an item (an op, a construct, a name: node pair, or a list)"
+
+    def matches(self, v) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class NodeKind:
+    """A node: an op or construct mapping, an op or block name, or a list of items. `not_` rules out
+    constructs (an aux head that is an aux itself)."""
+
+    not_: tuple[str, ...] = ()
+    why: str = ""
+    what = "an op, a construct, an op or block name, or a list of items"
+
+    def matches(self, v) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class BlockRef:
+    """The name of a block this spec defines or imports."""
+
+    what = "a block name"
+
+    def matches(self, v) -> bool:
+        return isinstance(v, str)
+
+
+@dataclass(frozen=True)
+class OpRef:
+    """The name of an op of a category (a join)."""
+
+    category: str
+
+    @property
+    def what(self) -> str:
+        return f"a {self.category} op"
+
+    def matches(self, v) -> bool:
+        return isinstance(v, str)
+
+
+SEQ, ITEM, NODE = SeqKind(), ItemKind(), NodeKind()
+WITH = Mapping(VALUE)
+TEMPLATE = Str(what="a names template such as 'layer{i + 1}'")
+PROBABILITY = Float(0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Construct:
+    """A construct of the language.
+
+    scope: how its name scopes what it makes. "own": always a module of its own, named by its name or, when
+    anonymous, by its position; "named": a scope when named, else transparent (its names join the enclosing
+    scope); "pass": its name goes to what it expands to (a block call names the block's body).
+    unit: whether, anonymous in a sequence, it takes its position as its name: "always", "never", or
+    "contents" (when it holds named items or such units; otherwise its items are spliced, numbered on).
+    nameable: its key may also name an item (`fractal: {fractal: ...}`), when the value is a node.
+    """
+
+    name: str
+    doc: str
+    value: object
+    keys: dict[str, Key] = field(default_factory=dict)
+    one_of: tuple[str, ...] = ()
+    scope: str = "named"
+    unit: str = "contents"
+    nameable: bool = False
+
+
+_SHORTCUT = OneOf((
+    Choice(("identity", "auto")),
+    Settings({"auto": Key(Name(), True, doc="the projection's scope name (downsample)"),
+              "bn": Key(Bool(expr=False), default=True, doc="a BatchNorm after the 1x1 conv")},
+             owner="shortcut", tag="auto"),
+    ITEM))
+_DROP_PATH = OneOf((
+    PROBABILITY,
+    Settings({"linear": Key(PROBABILITY, True, doc="the last block's probability; block l of L drops l/L of it")},
+             owner="drop_path", tag="linear")))
+
+_CONSTRUCTS = [
+    Construct("seq", "A sequence: each item takes the previous item's output (a plain list is one too).", SEQ),
+    Construct("repeat", "Repeat a block or a body; `i` (0-based) and `n` are bound in `with`, `body` and `names`.",
+              Int(), keys={"block": Key(BlockRef()), "with": Key(WITH), "body": Key(NODE),
+                           "names": Key(TEMPLATE, doc="names the iterations: 'layer{i + 1}'")},
+              one_of=("block", "body")),
+    Construct("block", "Call a block with arguments.", BlockRef(), keys={"with": Key(WITH)}, scope="pass"),
+    Construct("branches", "Parallel branches from the same input, joined (concat by default).",
+              OneOf((List(ITEM, min=1), Mapping(NODE, min=1))),
+              keys={"join": Key(OpRef("join"), default="concat")}, unit="never"),
+    Construct("residual", "body + shortcut, then post; drop_path for stochastic depth.",
+              Settings({"body": Key(NODE, True), "shortcut": Key(_SHORTCUT, default="identity"),
+                        "post": Key(ITEM), "drop_path": Key(_DROP_PATH)}, owner="residual"),
+              scope="own", unit="always", nameable=True),
+    Construct("dense", "Dense block: layer i sees concat(input, out_0 .. out_{i-1}); the output concatenates all.",
+              Settings({"layers": Key(Int(), True), "body": Key(NODE, True), "names": Key(TEMPLATE)},
+                       owner="dense"),
+              scope="own", unit="always", nameable=True),
+    Construct("fractal", "f_1 = body, f_{C+1}(z) = mean(f_C(f_C(z)), body(z)); drop_path at the joins.",
+              Settings({"columns": Key(Int(), True), "body": Key(NODE, True), "drop_path": Key(PROBABILITY)},
+                       owner="fractal"),
+              scope="own", unit="always", nameable=True),
+    Construct("aux", "An auxiliary output (train mode only) computed on the current value.",
+              NodeKind(not_=("aux",), why="an aux head cannot be an aux itself (`aux` is reserved: name the head "
+                                      "aux1, head, ...)"),
+              scope="own", unit="always"),
+]
+CONSTRUCTS: dict[str, Construct] = {c.name: c for c in _CONSTRUCTS}
+
+MODIFIERS: dict[str, Key] = {
+    "from": Key(OneOf((Name(), List(Name(), min=1))),
+                doc="take input(s) from earlier named items of this scope (or `input`)"),
+    "when": Key(Bool(), doc="include the item only when this is true"),
+}
+# Words that cannot name an item: constructs whose key is never a name, the modifiers, and `input`.
+RESERVED = (*(c.name for c in _CONSTRUCTS if not c.nameable), *MODIFIERS, "input")
+# Keys that only stand beside a construct (and so mark a mapping as a node, not as op arguments).
+SIBLINGS = frozenset(k for c in _CONSTRUCTS for k in c.keys)
+
+BLOCK_KEYS: dict[str, Key] = {
+    "args": Key(Mapping(ArgDecl()), doc="arguments: a kind (int, float, bool, int2, ints) when required, "
+                                        "else the default"),
+    "let": Key(Mapping(VALUE), doc="names computed from the arguments"),
+    "doc": Key(Str()),
+}
+
+
+@dataclass(frozen=True)
+class BlockDef:
+    """A block definition: a node with BLOCK_KEYS beside its op or construct key."""
+
+    what = "a block definition (an op or construct, with args, let, doc)"
+
+    def matches(self, v) -> bool:
+        return isinstance(v, dict)
+
+
+@dataclass(frozen=True)
+class BlockName(Name):
+    """A name for a new block: not an op's or a construct's."""
+
+
+_EXACT = Int(expr=False)
+_COMMON = {
+    "archc": Key(Const(1), True, doc="spec language version"),
+    "source": Key(Str(), doc="where the architecture and its figures come from"),
+    "description": Key(Str()),
+    "import": Key(List(Str(r"^[^/].*\.ya?ml$", "a relative path to a .yaml file")),
+                  doc="block libraries, relative to this file and inside its folder"),
+}
+SPEC = Settings({
+    "archc": _COMMON["archc"],
+    "name": Key(Str(), True),
+    "source": _COMMON["source"],
+    "description": _COMMON["description"],
+    "torchvision": Key(Name(), doc="the torchvision model whose state_dict this spec's module loads strictly"),
+    "import": _COMMON["import"],
+    "expect": Key(Settings({"params": Key(_EXACT), "params_without_aux": Key(_EXACT), "macs": Key(_EXACT),
+                            "depth": Key(_EXACT, doc="weight layers on the longest path"),
+                            "output": Key(List(_EXACT))}, owner="expect"),
+                  doc="figures checked on every analysis (not when parameters are overridden)"),
+    "input": Key(List(Int(lo=1), min=1, max=3), True, doc="[C, H, W] or [F]; expressions over params"),
+    "params": Key(Mapping(Scalar()), doc="spec parameters, overridable: --set k=v"),
+    "blocks": Key(Mapping(BlockDef(), key=BlockName()), doc="parameterised templates"),
+    "graph": Key(SEQ, True),
+})
+LIBRARY = Settings({
+    "archc": _COMMON["archc"],
+    "library": Key(Name(), True),
+    "source": _COMMON["source"],
+    "description": _COMMON["description"],
+    "import": _COMMON["import"],
+    "blocks": Key(Mapping(BlockDef(), key=BlockName()), True),
+})

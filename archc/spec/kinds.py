@@ -1,0 +1,366 @@
+"""Argument kinds: what a value written in a spec may be.
+
+A kind knows three things about a value: its JSON Schema (for editors and the schema file), whether a
+written value has the right form (`problem`, before anything is evaluated), and how it resolves to a value
+(`resolve`: strings are expressions, evaluated by the caller's `ev`; bounds are checked). Messages read
+after a subject: "conv pad" + " must be >= 0, got -1".
+
+Op arguments are `Arg`s of these kinds. Block arguments are declared by a kind's name from KINDS
+(`args: {planes: int, k: int2}`) or by a default value.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+from archc.errors import SpecError
+
+NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_NAME = re.compile(NAME)
+Evaluate = Callable[[str], object]
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED = _Required()
+
+
+def short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 4] + " ..."
+
+
+def _integral(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) or isinstance(v, float) and v.is_integer()
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _expression_or(schema: dict, expr: bool) -> dict:
+    return {"anyOf": [schema, {"type": "string"}]} if expr else schema
+
+
+@dataclass(frozen=True)
+class Number:
+    """A number (with `integer`, an integer), or (with `expr`) an expression giving one; in [lo, hi) where given."""
+
+    integer: bool = False
+    lo: float | None = None
+    hi: float | None = None
+    expr: bool = True
+
+    @property
+    def what(self) -> str:
+        return "an int" if self.integer else "a number"
+
+    def matches(self, v) -> bool:
+        return _number(v) or self.expr and isinstance(v, str)
+
+    def schema(self) -> dict:
+        kind = "integer" if self.integer else "number"
+        if self.lo is None and self.hi is None:
+            return {"type": [kind, "string"]} if self.expr else {"type": kind}
+        s = {"type": kind, **({"minimum": self.lo} if self.lo is not None else {}),
+             **({"exclusiveMaximum": self.hi} if self.hi is not None else {})}
+        return _expression_or(s, self.expr)
+
+    def problem(self, v) -> str | None:
+        if self.expr and isinstance(v, str):
+            return None
+        if not self._fits(v):
+            return f"must be {self.what}{' or an expression' if self.expr else ''}, got {short(v)}"
+        return self._bounds(v)
+
+    def resolve(self, v, ev: Evaluate):
+        v = ev(v) if isinstance(v, str) else v
+        if not self._fits(v):
+            raise SpecError(f"must be {self.what}, got {short(v)}")
+        if problem := self._bounds(v):
+            raise SpecError(problem)
+        return int(v) if self.integer else float(v)
+
+    def _fits(self, v) -> bool:
+        return _integral(v) if self.integer else _number(v)
+
+    def _bounds(self, v) -> str | None:
+        if self.lo is not None and v < self.lo or self.hi is not None and v >= self.hi:
+            rng = f">= {self.lo:g}" if self.hi is None else f"in [{self.lo:g}, {self.hi:g})"
+            return f"must be {rng}, got {short(v)}"
+        return None
+
+
+def Int(lo: int | None = None, expr: bool = True) -> Number:  # noqa: N802  (a kind, as the classes)
+    return Number(True, lo, None, expr)
+
+
+def Float(lo: float | None = None, hi: float | None = None) -> Number:  # noqa: N802
+    return Number(False, lo, hi)
+
+
+@dataclass(frozen=True)
+class Bool:
+    """true or false, or (with `expr`) an expression giving one (0 and 1 count)."""
+
+    expr: bool = True
+    what = "true or false"
+
+    def matches(self, v) -> bool:
+        return isinstance(v, bool) or self.expr and isinstance(v, str)
+
+    def schema(self) -> dict:
+        return {"type": ["boolean", "string"]} if self.expr else {"type": "boolean"}
+
+    def problem(self, v) -> str | None:
+        return None if self.matches(v) else f"must be {self.what}{' or an expression' * self.expr}, got {short(v)}"
+
+    def resolve(self, v, ev: Evaluate) -> bool:
+        v = ev(v) if isinstance(v, str) else v
+        if not (isinstance(v, bool) or v in (0, 1)):
+            raise SpecError(f"must be {self.what}, got {short(v)}")
+        return bool(v)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One value for both axes, or `[h, w]` (kernel sizes, strides, padding)."""
+
+    of: Number = Int()
+    what = "an int or [h, w]"
+
+    def matches(self, v) -> bool:
+        return isinstance(v, list) or self.of.matches(v)
+
+    def schema(self) -> dict:
+        return {"anyOf": [self.of.schema(), {"type": "array", "items": self.of.schema(), "minItems": 2,
+                                             "maxItems": 2}]}
+
+    def problem(self, v) -> str | None:
+        if not isinstance(v, list):
+            return self.of.problem(v)
+        if len(v) != 2:
+            return f"must be {self.what}, got {short(v)}"
+        return next((p for p in map(self.of.problem, v) if p), None)
+
+    def resolve(self, v, ev: Evaluate):
+        v = ev(v) if isinstance(v, str) else v
+        if isinstance(v, (list, tuple)):
+            if len(v) != 2:
+                raise SpecError(f"must be {self.what}, got {short(v)}")
+            h, w = (self.of.resolve(x, ev) for x in v)
+            return h if h == w else (h, w)
+        return self.of.resolve(v, ev)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a few strings (with `expr`, also an expression giving one)."""
+
+    options: tuple[str, ...]
+    expr: bool = False
+
+    @property
+    def what(self) -> str:
+        return "one of " + ", ".join(self.options)
+
+    def matches(self, v) -> bool:
+        return v in self.options or self.expr and isinstance(v, str)
+
+    def schema(self) -> dict:
+        return _expression_or({"enum": list(self.options)}, self.expr)
+
+    def problem(self, v) -> str | None:
+        return None if self.matches(v) else f"must be {self.what}, got {short(v)}"
+
+    def resolve(self, v, ev: Evaluate) -> str:
+        if v not in self.options and self.expr and isinstance(v, str):
+            v = ev(v)
+        if v not in self.options:
+            raise SpecError(f"must be {self.what}, got {short(v)}")
+        return v
+
+
+@dataclass(frozen=True)
+class List:
+    """A list of values of one kind (with `expr`, also an expression giving one)."""
+
+    of: object
+    min: int = 0
+    max: int | None = None
+    expr: bool = False
+
+    @property
+    def what(self) -> str:
+        n = f"{self.min}" if self.max == self.min else f"{self.min} or more" if self.max is None \
+            else f"{self.min} to {self.max}"
+        return f"a list of {n} values" if self.min or self.max is not None else "a list"
+
+    def matches(self, v) -> bool:
+        return isinstance(v, list) or self.expr and isinstance(v, str)
+
+    def problem(self, v) -> str | None:
+        """The list's own form; the reader checks its items against `of`, each at its place."""
+        if self.expr and isinstance(v, str):
+            return None
+        if not isinstance(v, list) or len(v) < self.min or self.max is not None and len(v) > self.max:
+            return f"must be {self.what}, got {short(v)}"
+        return None
+
+    def resolve(self, v, ev: Evaluate) -> tuple:
+        v = ev(v) if isinstance(v, str) else v
+        if not isinstance(v, (list, tuple)) or len(v) < self.min or self.max is not None and len(v) > self.max:
+            raise SpecError(f"must be {self.what}, got {short(v)}")
+        return tuple(self.of.resolve(x, ev) for x in v)
+
+
+@dataclass(frozen=True)
+class Str:
+    """A string taken as it is written (a description, a path); `pattern` restricts it."""
+
+    pattern: str | None = None
+    what: str = "a string"
+
+    def matches(self, v) -> bool:
+        return isinstance(v, str)
+
+    def schema(self) -> dict:
+        return {"type": "string", **({"pattern": self.pattern} if self.pattern else {})}
+
+    def problem(self, v) -> str | None:
+        if not isinstance(v, str) or self.pattern and not re.search(self.pattern, v):
+            return f"must be {self.what}, got {short(v)}"
+        return None
+
+    def resolve(self, v, ev: Evaluate) -> str:
+        return v
+
+
+@dataclass(frozen=True)
+class Name(Str):
+    """A name: letters, digits and _, not starting with a digit."""
+
+    pattern: str = NAME
+    what: str = "a name"
+
+    def problem(self, v) -> str | None:
+        return None if isinstance(v, str) and _NAME.match(v) else name_problem(v)
+
+
+def name_problem(v) -> str:
+    if not isinstance(v, str):
+        return f"must be a name, got {short(v)}"
+    why = "starts with a digit" if v[:1].isdigit() else "is empty" if not v else \
+        f"has {next(c for c in v if not (c.isalnum() or c == '_'))!r}" if v.isascii() else "is not ASCII"
+    return f"{short(v)} is not a valid name: it {why} (names are letters, digits and _, not starting with a digit)"
+
+
+@dataclass(frozen=True)
+class Const:
+    value: object
+
+    @property
+    def what(self) -> str:
+        return repr(self.value)
+
+    def matches(self, v) -> bool:
+        return v == self.value
+
+    def schema(self) -> dict:
+        return {"const": self.value}
+
+    def problem(self, v) -> str | None:
+        return None if type(v) is type(self.value) and v == self.value else f"must be {self.value!r}, got {short(v)}"
+
+    def resolve(self, v, ev: Evaluate):
+        return v
+
+
+@dataclass(frozen=True)
+class Scalar:
+    """A number or true/false, as written (spec parameters)."""
+
+    what = "a number or true/false"
+
+    def matches(self, v) -> bool:
+        return isinstance(v, (int, float))
+
+    def schema(self) -> dict:
+        return {"type": ["number", "boolean"]}
+
+    def problem(self, v) -> str | None:
+        return None if self.matches(v) else f"must be {self.what}, got {short(v)}"
+
+    def resolve(self, v, ev: Evaluate):
+        return v
+
+
+_ATOM = (int, float, str)  # bool is an int
+
+
+@dataclass(frozen=True)
+class Value:
+    """Any value a block argument or `let` can hold: a number, true/false, an expression, or a list of those."""
+
+    what = "a number, true/false, an expression or a list of them"
+
+    def matches(self, v) -> bool:
+        return isinstance(v, _ATOM) or isinstance(v, list) and all(isinstance(x, _ATOM) for x in v)
+
+    def schema(self) -> dict:
+        atom = {"type": ["number", "string", "boolean"]}
+        return {"anyOf": [atom, {"type": "array", "items": atom}]}
+
+    def problem(self, v) -> str | None:
+        return None if self.matches(v) else f"must be {self.what}, got {short(v)}"
+
+    def resolve(self, v, ev: Evaluate):
+        if isinstance(v, list):
+            return tuple(self.resolve(x, ev) for x in v)
+        return ev(v) if isinstance(v, str) else v
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument of an op: its kind, its default (REQUIRED: none; None: absent) and what it means."""
+
+    kind: object
+    default: object = REQUIRED
+    doc: str = ""
+
+
+VALUE = Value()
+
+# Kinds a block argument can be declared with: `args: {planes: int, k: int2, widths: ints}`.
+KINDS: dict[str, object] = {
+    "int": Int(),
+    "float": Float(),
+    "bool": Bool(),
+    "int2": Pair(),
+    "ints": List(Int(), min=1, expr=True),
+}
+
+
+@dataclass(frozen=True)
+class ArgDecl:
+    """A block argument declaration: a kind's name from KINDS (required), or a default value."""
+
+    what = "a kind (" + ", ".join(KINDS) + ") or a default value"
+    kinds: dict = field(default_factory=lambda: KINDS)
+
+    def matches(self, v) -> bool:
+        return VALUE.matches(v)
+
+    def schema(self) -> dict:
+        return VALUE.schema()
+
+    def problem(self, v) -> str | None:
+        return VALUE.problem(v)
+
+    def arg(self, v) -> Arg:
+        return Arg(self.kinds[v]) if isinstance(v, str) and v in self.kinds else Arg(VALUE, v)

@@ -1,0 +1,158 @@
+"""OpInfo-style: one table of samples drives, for every op of the op table, checks of its static rules (shape,
+parameters, MACs, receptive field) and categories (view, eval identity, stateful, activation) against a real
+forward pass of its PyTorch lowering, and runs every spec-writable op from a spec."""
+
+from dataclasses import dataclass, field
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+import archc
+from archc.backends.torch.lower import LOWERINGS
+from archc.ir.ops import ACTIVATION, EVAL_IDENTITY, INPUT, INTERNAL, JOIN, OPS, STATEFUL, VIEW
+from archc.passes.receptive_field import PIXEL, through
+
+BATCH = 2
+
+
+@dataclass(frozen=True)
+class Sample:
+    args: dict  # as written in a spec
+    inputs: list  # per-sample input shapes
+    macs_counted: bool = True  # torch's flop counter sees the op's multiply-accumulates
+    why: str = field(default="", compare=False)
+
+
+S = Sample
+SAMPLES = {
+    "conv": [S({"out": 6, "k": 3}, [(4, 9, 11)]),
+             S({"out": 6, "k": [3, 1], "stride": 2, "pad": [1, 0], "dilation": 2, "groups": 2}, [(4, 13, 12)]),
+             S({"out": 3, "k": 3, "table": [[0], [0, 1], [1, 2, 3]], "bias": False}, [(4, 8, 8)], False,
+               "the table conv runs a dense conv with zeros where the table connects nothing")],
+    "bn": [S({}, [(4, 5, 5)]), S({"affine": False, "eps": 1e-3}, [(6,)])],
+    "relu": [S({}, [(3, 5, 5)])],
+    "relu6": [S({}, [(3, 5, 5)])],
+    "sigmoid": [S({}, [(3, 5, 5)])],
+    "tanh": [S({}, [(3, 5, 5)]), S({"scale": 1.7159, "slope": 2 / 3}, [(3, 5, 5)])],
+    "softmax": [S({}, [(4, 5, 5)])],
+    "lrn": [S({"size": 3}, [(6, 5, 5)])],
+    "maxpool": [S({"k": 3, "stride": 2, "ceil": True}, [(3, 10, 10)]), S({"k": 2}, [(3, 8, 9)])],
+    "avgpool": [S({"k": 3, "stride": 2, "pad": 1, "count_include_pad": False}, [(3, 11, 11)]),
+                S({"k": 2, "divisor": 1}, [(3, 8, 8)])],
+    "adaptive_avgpool": [S({"size": [2, 3]}, [(4, 8, 9)])],
+    "gap": [S({}, [(4, 7, 7)])],
+    "dropout": [S({"p": 0.5}, [(3, 5, 5)])],
+    "drop_path": [S({"p": 0.3}, [(3, 5, 5)])],
+    "linear": [S({"out": 7}, [(12,)]), S({"out": 3, "bias": False}, [(5,)])],
+    "flatten": [S({}, [(3, 4, 5)])],
+    "identity": [S({}, [(3, 5, 5)])],
+    "pad_channels": [S({"out": 7}, [(4, 5, 5)])],
+    "rbf": [S({"out": 5}, [(12,)], False, "RBF units are squared distances, not multiply-accumulates torch counts")],
+    "concat": [S({}, [(2, 5, 5), (3, 5, 5), (1, 5, 5)])],
+    "add": [S({}, [(3, 5, 5), (3, 5, 5)])],
+    "mean": [S({"drop_path": 0.2}, [(3, 5, 5), (3, 5, 5), (3, 5, 5)])],
+    "conv_bn_act": [S({"conv": "c", "bn": "b", "act": "relu6", "out": 6, "k": 3, "pad": 1}, [(4, 7, 7), (6, 7, 7)]),
+                    S({"conv": "c", "act": "none", "out": 4, "k": 1, "stride": 2, "bias": False}, [(4, 8, 8)])],
+}
+CASES = [(name, i, s) for name, samples in SAMPLES.items() for i, s in enumerate(samples)]
+IDS = [f"{name}-{i}" for name, i, _ in CASES]
+FUNCTIONS = {"relu": torch.relu, "relu6": F.relu6, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
+
+
+def attrs(op, written: dict) -> dict:
+    """The op's attributes from written arguments, defaults filled in, as the expander makes them."""
+    return {k: None if (v := written.get(k, a.default)) is None else a.kind.resolve(v, None)
+            for k, a in op.args.items()}
+
+
+def lowered(name: str, sample: Sample):
+    torch.manual_seed(0)
+    module = LOWERINGS[name](attrs(OPS[name], sample.args), sample.inputs).double().eval()
+    xs = [torch.randn(BATCH, *s, dtype=torch.float64) for s in sample.inputs]
+    return module, xs
+
+
+def test_every_op_has_samples():
+    assert set(SAMPLES) == {name for name, op in OPS.items() if INPUT not in op}
+
+
+@pytest.mark.parametrize("name,i,sample", CASES, ids=IDS)
+def test_static_rules_match_a_forward_pass(name, i, sample):
+    op, a = OPS[name], attrs(OPS[name], sample.args)
+    module, xs = lowered(name, sample)
+    with FlopCounterMode(display=False) as flops, torch.no_grad():
+        out = module(*xs)
+    shape = op.shape(a, sample.inputs)
+    assert out.shape == (BATCH, *shape)
+    assert sum(p.numel() for p in module.parameters()) == op.params(a, sample.inputs, shape)
+    if sample.macs_counted:
+        assert flops.get_total_flops() == 2 * BATCH * op.macs(a, sample.inputs, shape)
+    assert (op.arity is None) == (JOIN in op or name == "conv_bn_act")
+    assert len(xs) == (op.arity or len(xs))
+    with torch.no_grad():
+        module.train()(*xs)  # train mode runs too (dropout, drop-path, BN statistics)
+
+
+@pytest.mark.parametrize("name,i,sample", CASES, ids=IDS)
+def test_categories_match_the_module(name, i, sample):
+    op = OPS[name]
+    module, xs = lowered(name, sample)
+    with torch.no_grad():
+        out = module(*xs)
+    assert (VIEW in op) == (out.untyped_storage().data_ptr() == xs[0].untyped_storage().data_ptr())
+    assert (EVAL_IDENTITY in op) == (out.shape == xs[0].shape and torch.equal(out, xs[0]))
+    assert (STATEFUL in op) == any(True for _ in module.parameters()) | any(True for _ in module.buffers())
+    if ACTIVATION in op:
+        act = op.act(attrs(op, sample.args))
+        assert act is None or torch.equal(out, FUNCTIONS[act](xs[0]))
+
+
+def measured_field(module, xs) -> list[tuple[float, int]]:
+    """(centre, size) per axis of the input pixels that move the central output pixel of a forward pass:
+    each input pixel is pushed (by a different amount per channel) in one batch entry of its own."""
+    x = xs[0][:1]
+    _, c, h, w = x.shape
+    pushed = x.repeat(h * w + 1, 1, 1, 1)
+    bump = torch.linspace(2, 5, c, dtype=x.dtype)
+    for p in range(h * w):
+        pushed[p + 1, :, p // w, p % w] += bump
+    rest = [t[:1].expand(h * w + 1, *t.shape[1:]) for t in xs[1:]]
+    with torch.no_grad():
+        out = module(pushed, *rest)
+    oy, ox = out.shape[2] // 2, out.shape[3] // 2
+    moved = [p for p in range(h * w) if not torch.equal(out[p + 1, :, oy, ox], out[0, :, oy, ox])]
+    rows, cols = [p // w for p in moved], [p % w for p in moved]
+    return [((min(r) + max(r) + 1) / 2, max(r) - min(r) + 1) for r in (rows, cols)], (oy, ox)
+
+
+@pytest.mark.parametrize("name,i,sample", CASES, ids=IDS)
+def test_receptive_field_matches_a_forward_pass(name, i, sample):
+    op, a = OPS[name], attrs(OPS[name], sample.args)
+    shape = op.shape(a, sample.inputs)
+    if len(sample.inputs[0]) != 3 or len(shape) != 3:
+        pytest.skip("no spatial field: the input or output is flat")
+    module, xs = lowered(name, sample)
+    field_ = through(PIXEL, op.window(a, sample.inputs)) if op.window else PIXEL
+    measured, out_at = measured_field(module, xs)
+    for axis, (centre, size) in enumerate(measured):
+        assert size == field_.size[axis]
+        assert centre == field_.start[axis] + out_at[axis] * field_.jump[axis]
+
+
+SPEC_CASES = [(name, i, s) for name, i, s in CASES
+              if INTERNAL not in OPS[name] and all(shape == s.inputs[0] for shape in s.inputs)]
+
+
+@pytest.mark.parametrize("name,i,sample", SPEC_CASES, ids=[f"{n}-{i}" for n, i, _ in SPEC_CASES])
+def test_op_runs_from_a_spec(name, i, sample):
+    """Written in a spec, each op analyses to its own rules and runs in the built module."""
+    args = ", ".join(f"{k}: {v}" for k, v in sample.args.items())
+    modifiers = f", from: [{', '.join(['input'] * len(sample.inputs))}]" if JOIN in OPS[name] else ""
+    text = f"archc: 1\nname: t\ninput: {list(sample.inputs[0])}\ngraph:\n  - x: {{{name}: {{{args}}}{modifiers}}}\n"
+    analysis = archc.analyze(archc.loads(text, "t.yaml"))
+    node, a = analysis.graph["x"], attrs(OPS[name], sample.args)
+    assert node.attrs == a and node.shape == OPS[name].shape(a, sample.inputs)
+    module = archc.build(analysis).eval()
+    assert module(torch.randn(BATCH, *sample.inputs[0])).shape == (BATCH, *node.shape)
