@@ -30,7 +30,7 @@ def main() -> None:
 
     import archc
     from archc.ir.expand import expand
-    from archc.nn.module import ArchcModule
+    from archc.backends.torch.executor import ArchcModule
     from archc.passes import ANALYSIS, run
 
     import_s = time.perf_counter() - t0

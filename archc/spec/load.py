@@ -105,8 +105,43 @@ def _finish(spec: Spec, ops, overrides: dict | None) -> Spec:
         raise SpecError(f"{spec.file} is a block library ({spec.name!r}): import it from a spec",
                         spec.loc(("library",)))
     spec.program = read(spec, ops)
+    _check_schema(spec, ops)
     spec.params = dict(spec.data.get("params", {}))
     return spec.with_params(overrides or {})
+
+
+def _check_schema(spec: Spec, ops) -> None:
+    """The JSON Schema's verdict (jsonschema, on the schema generated from the same grammar and op table), after
+    the reader's: the reader reports every mistake with its place; the schema is the contract editors and other
+    tools see. They agree (tests check it over specs, mutations and fuzzed documents); were they ever to
+    disagree, the document is refused, located, rather than let through."""
+    from jsonschema.exceptions import best_match
+
+    from archc.spec.grammar import CONSTRUCTS
+
+    key = (tuple(ops), tuple(CONSTRUCTS))
+    if key not in _VALIDATORS:
+        import jsonschema
+
+        from archc.spec.schema import generate
+
+        _VALIDATORS[key] = jsonschema.Draft202012Validator(generate(ops))
+    validator = _VALIDATORS[key]
+    for doc in _documents(spec):
+        error = best_match(validator.iter_errors(doc.data))
+        if error is not None:
+            path = tuple(error.absolute_path)
+            raise SpecError(f"does not match the schema at {'.'.join(map(str, path)) or 'the top'}: "
+                            f"{error.message}", doc.loc(path))
+
+
+def _documents(spec: Spec):
+    yield spec
+    for lib in spec.imports:
+        yield from _documents(lib)
+
+
+_VALIDATORS: dict = {}  # (op names, construct names) -> the validator of the schema they generate
 
 
 def _read(path: Path, importer: tuple | None) -> Spec:
