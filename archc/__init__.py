@@ -1,6 +1,6 @@
 """archc: a compiler for convolutional network architectures written as YAML graph specs.
 
-    archc.load(path, **params)     -> Spec      (read and checked, parameters applied)
+    archc.load(path, **params)     -> Spec      (read and checked, parameters applied; limits=... raises limits)
     archc.analyze(spec_or_path)    -> Analysis  (shapes, params, MACs, activations, receptive field)
     archc.validate(spec_or_path)   -> Analysis  (analyze, and the module-name checks of build; no torch)
     archc.build(spec_or_path)      -> ArchcModule (an nn.Module; `.graph` is its analysed graph)
@@ -14,64 +14,69 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from archc.errors import ArchcError, ArchcErrors, ExprError, LimitError, ShapeError, SpecError
+from archc.errors import ArchcError, ArchcErrors, CheckpointError, ExprError, LimitError, ShapeError, SpecError
+from archc.spec.limits import Limits
 from archc.spec.load import Spec
 
-__all__ = ["load", "loads", "analyze", "validate", "build", "fuse", "Spec",
-           "ArchcError", "ArchcErrors", "SpecError", "ShapeError", "ExprError", "LimitError"]
+__all__ = ["load", "loads", "analyze", "validate", "build", "fuse", "Spec", "Limits",
+           "ArchcError", "ArchcErrors", "SpecError", "ShapeError", "ExprError", "LimitError", "CheckpointError"]
 
 
-def load(path: str | Path, **params) -> Spec:
-    """Read and check a spec, overriding its `params:` (as `--set`)."""
+def load(path: str | Path, *, limits: Limits | dict | None = None, **params) -> Spec:
+    """Read and check a spec, overriding its `params:` (as `--set`). `limits`: a Limits, or a mapping such as
+    {"params": 5_000_000_000} raising some limits (see archc.Limits and the README's *Limits*)."""
     from archc.ir.ops import spec_ops
     from archc.spec.load import load as _load
 
-    return _load(path, spec_ops(), params)
+    return _load(path, spec_ops(), params, limits)
 
 
-def loads(text: str, file: str = "<string>", **params) -> Spec:
+def loads(text: str, file: str = "<string>", *, limits: Limits | dict | None = None, **params) -> Spec:
     """A spec from text; `file` names it in messages and anchors its imports."""
     from archc.ir.ops import spec_ops
     from archc.spec.load import loads as _loads
 
-    return _loads(text, file, spec_ops(), params)
+    return _loads(text, file, spec_ops(), params, limits)
 
 
-def _spec(spec_or_path, params) -> Spec:
+def _spec(spec_or_path, params, limits) -> Spec:
     if isinstance(spec_or_path, Spec):
-        return spec_or_path.with_params(params) if params else spec_or_path
-    return load(spec_or_path, **params)
+        spec = spec_or_path.with_params(params) if params else spec_or_path
+        return spec.with_limits(limits)
+    return load(spec_or_path, limits=limits, **params)
 
 
-def analyze(spec_or_path, check: bool = True, **params):
-    """Expand and analyse a spec; with `check`, its `expect:` figures must hold (unless parameters changed)."""
+def analyze(spec_or_path, check: bool = True, *, limits: Limits | dict | None = None, **params):
+    """Expand and analyse a spec; with `check`, its `expect:` figures must hold (unless parameters changed).
+    Past a limit (the spec's own, or `limits`), a located LimitError, before any tensor exists."""
     from archc.analysis import Analysis
     from archc.ir.expand import expand
     from archc.passes import ANALYSIS, run
 
-    spec = _spec(spec_or_path, params)
+    spec = _spec(spec_or_path, params, limits)
     analysis = Analysis(spec, run(expand(spec), ANALYSIS))
     if check and not spec.overrides:
         analysis.check_expect()
     return analysis
 
 
-def validate(spec_or_path, **params):
+def validate(spec_or_path, *, limits: Limits | dict | None = None, **params):
     """analyze(), plus every check that building the module makes short of allocating tensors (names that
     PyTorch modules refuse); never imports torch. Returns the Analysis."""
     from archc.backends.torch.names import check
 
-    analysis = analyze(spec_or_path, **params)
+    analysis = analyze(spec_or_path, limits=limits, **params)
     check(analysis.graph)
     return analysis
 
 
-def build(spec_or_path, **params):
+def build(spec_or_path, *, limits: Limits | dict | None = None, **params):
     """An nn.Module from a spec path, a Spec or an Analysis; `module.analysis` keeps its figures and graph."""
     from archc.analysis import Analysis
     from archc.backends.torch.executor import ArchcModule
 
-    analysis = spec_or_path if isinstance(spec_or_path, Analysis) else analyze(spec_or_path, **params)
+    analysis = spec_or_path if isinstance(spec_or_path, Analysis) else \
+        analyze(spec_or_path, limits=limits, **params)
     module = ArchcModule(analysis.graph)
     module.analysis = analysis
     return module

@@ -74,6 +74,11 @@ class LimitError(SpecError):
     """The spec expands past a safety limit (node count, recursion depth, exponent size)."""
 
 
+class CheckpointError(ArchcError):
+    """A checkpoint file that cannot be used: unreadable, not an archc checkpoint, tampered with, or weights that do
+    not fit its spec; or a checkpoint that cannot be written where asked."""
+
+
 class ExpectError(SpecError):
     """A figure the spec declares under `expect:` differs from the computed one."""
 

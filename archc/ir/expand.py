@@ -4,6 +4,10 @@ The walk follows the grammar: ops are added from the op table, each construct ha
 (EXPANSIONS), and names become module paths as scope.py says. Every independent error is reported, first one
 first: an item that fails is reported and yields POISON, and whatever depends on it is skipped quietly (its
 shapes are unknown, so its own errors would only repeat the first).
+
+The work is bounded by the spec's limits (archc/spec/limits.py): graph nodes, and steps — every item expanded, also
+one `when:` leaves out, and every input of every node, so a dense block of n layers costs about n^2/2 steps. Items
+nest at most ITEM_DEPTH deep (block calls included), so the recursion stays within Python's stack.
 """
 
 from __future__ import annotations
@@ -14,14 +18,12 @@ from archc.errors import ArchcError, Diagnostics, ExprError, LimitError, ShapeEr
 from archc.ir.graph import Graph, Node, Output
 from archc.ir.ops import INTERNAL, JOIN, OPS, STATEFUL, Op
 from archc.ir.scope import Modules, Scope, is_unit
-from archc.spec.expr import UNKNOWN, UnknownValue, evaluate
+from archc.spec.expr import UNKNOWN, UnknownValue, evaluate, number, show
 from archc.spec.grammar import CONSTRUCTS, PROBABILITY
 from archc.spec.kinds import REQUIRED, VALUE, Bool, Int
+from archc.spec.limits import ITEM_DEPTH
 from archc.spec.tree import Item, Where
 
-MAX_NODES = 100_000
-MAX_DEPTH = 64
-MAX_REPEAT = 10_000
 COUNT = Int()
 WHEN = Bool()
 
@@ -49,9 +51,13 @@ class _Expander:
     def __init__(self, spec):
         self.spec, self.program = spec, spec.program
         self.g = Graph(spec.name, spec.file)
+        self.limits = self.g.meta["limits"] = spec.limits
         self.modules = Modules()
         self.errors = Diagnostics()
-        self.depth = 0
+        self.depth = 0  # items being expanded, one inside the other
+        self.steps = 0
+        self.units: dict = {}  # Item -> whether it is a unit (scope.is_unit), once per item
+        self.literal: dict = {}  # Item -> its op's attributes, when none is an expression
 
     def run(self) -> Graph:
         env = dict(self.spec.params)
@@ -76,6 +82,14 @@ class _Expander:
         self.errors.add(error)
         raise _Stop
 
+    def step(self, n: int, at: Where, path: str) -> None:
+        """Count n steps of work; past the steps limit, expansion stops."""
+        self.steps += n
+        if self.steps > self.limits.steps:
+            self.stop(self.fail(f"the spec takes more than {self.limits.steps:,} steps to expand (nested repeats, "
+                                f"blocks calling blocks, wide dense blocks) {self.limits.exceeded('steps')}", at, path,
+                                LimitError))
+
     def resolve(self, kind, written, env: dict, at: Where, path: str, subject: str):
         """A written value of `kind`, expressions evaluated in env; errors located at `at`."""
         try:
@@ -95,13 +109,21 @@ class _Expander:
         """Add one primitive op; infers its shape now so that later expansion can use it."""
         if any(i is POISON for i in inputs):
             return POISON
+        self.step(len(inputs), at, module)
         try:
             shape = OPS[op].shape(attrs, [self.g[i].shape for i in inputs])
         except ShapeError as e:
             raise ShapeError(e.message, at.loc(), module) from None
+        try:
+            for d in shape:
+                number(d)
+        except ExprError as e:
+            raise ShapeError(f"{op} output shape [{', '.join(map(show, shape))}]: {e.message}", at.loc(),
+                             module) from None
         name = self.modules.claim(module, op, attrs, STATEFUL in OPS[op], at.loc())
-        if len(self.g) >= MAX_NODES:
-            self.stop(self.fail(f"the spec expands to more than {MAX_NODES} nodes", at, module, LimitError))
+        if len(self.g) >= self.limits.nodes:
+            self.stop(self.fail(f"the spec expands to more than {self.limits.nodes:,} nodes "
+                                f"{self.limits.exceeded('nodes')}", at, module, LimitError))
         self.g.add(Node(name, op, attrs, module, at.loc(), shape), inputs)
         return name
 
@@ -131,6 +153,11 @@ class _Expander:
         out. `name`: its name, if written; a `positional` item stands in a sequence position. `from:` resolves
         against `local` (the enclosing sequence's names) and the scope's names. An item that fails is reported
         and yields POISON."""
+        self.step(1, item.where, scope.prefix)
+        if self.depth >= ITEM_DEPTH:
+            self.stop(self.fail(f"items nest deeper than {ITEM_DEPTH} (lists, constructs and block calls; a block "
+                                "that calls itself?)", item.where, scope.prefix, LimitError))
+        self.depth += 1
         try:
             if item.when is not None and not self.resolve(WHEN, item.when, env, item.where.child("when"),
                                                           scope.prefix, "when"):
@@ -138,7 +165,7 @@ class _Expander:
             if item.from_ is not None:
                 x = self.resolve_from(item, local or {}, scope)
             name = name or item.name
-            if name is None and positional and is_unit(item, self.program.blocks):
+            if name is None and positional and is_unit(item, self.program.blocks, self.units):
                 name = scope.take()
             if item.kind in OPS:
                 return self.op(item, env, x, scope, name)
@@ -156,6 +183,8 @@ class _Expander:
         except ArchcError as e:
             self.errors.add(e)
             return POISON
+        finally:
+            self.depth -= 1
 
     def resolve_from(self, item: Item, local: dict, scope: Scope):
         ids = []
@@ -170,7 +199,16 @@ class _Expander:
     def op(self, item: Item, env: dict, x, scope: Scope, name: str | None):
         op = OPS[item.kind]
         path = scope.path(name if name else scope.take())
-        attrs = self.op_args(op, item.value, env, item.where, path)
+        if item in self.literal:
+            attrs, work = self.literal[item]
+            self.step(work, item.where, path)
+        else:
+            work = _scalars(item.value)
+            self.step(work, item.where, path)
+            attrs = self.op_args(op, item.value, env, item.where, path)
+            if not _has_expression(item.value):  # the same attributes wherever the item is expanded
+                self.literal[item] = attrs, work
+        attrs = dict(attrs)
         if op.arity == 1:
             x = self.single(x, item.where, path)
         return self.add(op.name, attrs, list(x) if isinstance(x, tuple) else [x], path, item.where)
@@ -190,9 +228,6 @@ class _Expander:
     def block(self, item: Item, env: dict, x, scope: Scope, name: str | None):
         """A block call: its body, with its own environment (spec params, arguments, lets, input shape)."""
         block = self.program.blocks[item.value]
-        if self.depth >= MAX_DEPTH:
-            raise self.fail(f"blocks nest deeper than {MAX_DEPTH} (recursive block?)", item.where, scope.prefix,
-                            LimitError)
         path = scope.path(name) if name else scope.prefix
         benv = dict(self.spec.params)
         shape = (UNKNOWN,) * 3 if x is POISON else self.g[x].shape
@@ -207,17 +242,14 @@ class _Expander:
                 benv[k] = self.resolve(arg.kind, arg.default, benv, block.where.child("args", k), path, subject)
         for k, v in block.let.items():
             benv[k] = self.resolve(VALUE, v, benv, block.where.child("let", k), path, k)
-        self.depth += 1
-        try:
-            return self.emit(block.body, benv, x, scope, name)
-        finally:
-            self.depth -= 1
+        return self.emit(block.body, benv, x, scope, name)
 
     def repeat(self, item: Item, env: dict, x, scope: Scope, name=None):
         at = item.where.child("repeat")
         n = self.resolve(COUNT, item.value, env, at, scope.prefix, "repeat")
-        if not 0 <= n <= MAX_REPEAT:
-            raise self.fail(f"repeat count {n} outside 0..{MAX_REPEAT}", at, scope.prefix, LimitError)
+        if not 0 <= n <= self.limits.repeat:
+            raise self.fail(f"repeat count {n} outside 0..{self.limits.repeat:,}"
+                            + f" {self.limits.exceeded('repeat')}" * (n > 0), at, scope.prefix, LimitError)
         keys = item.keys
         body = Item("block", keys["block"], item.where, {"with": keys.get("with", {})}) if "block" in keys \
             else keys["body"]
@@ -273,8 +305,10 @@ class _Expander:
     def dense(self, item: Item, env: dict, x, scope: Scope, name=None):
         d, at = item.value, item.where.child("dense")
         n = self.resolve(COUNT, d["layers"], env, at.child("layers"), scope.prefix, "dense layers")
-        if not 1 <= n <= MAX_REPEAT:
-            raise self.fail(f"dense layers {n} outside 1..{MAX_REPEAT}", at.child("layers"), scope.prefix)
+        if not 1 <= n <= self.limits.repeat:
+            raise self.fail(f"dense layers {n} outside 1..{self.limits.repeat:,}"
+                            + f" {self.limits.exceeded('repeat')}" * (n > 1), at.child("layers"), scope.prefix,
+                            LimitError if n > 1 else SpecError)
         feats = [x]
         for i in range(n):
             ienv = {**env, "i": i, "n": n}
@@ -310,6 +344,23 @@ class _Expander:
         if out is not POISON:
             self.g.outputs.append(Output(scope.prefix, out, True))
         return x
+
+
+def _scalars(v) -> int:
+    """How many values a written argument holds (a connection table's entries): the work of resolving it."""
+    if isinstance(v, dict):
+        return sum(_scalars(x) for x in v.values())
+    if isinstance(v, list):
+        return sum(_scalars(x) for x in v)
+    return 1
+
+
+def _has_expression(v) -> bool:
+    if isinstance(v, dict):
+        return any(_has_expression(x) for x in v.values())
+    if isinstance(v, list):
+        return any(_has_expression(x) for x in v)
+    return isinstance(v, str)
 
 
 EXPANSIONS = {

@@ -57,6 +57,7 @@ class Op:
     args: dict[str, Arg] = field(default_factory=dict)
     params: Callable[[dict, list[Shape], Shape], int] = _none
     macs: Callable[[dict, list[Shape], Shape], int] = _none
+    buffers: Callable[[dict, list[Shape], Shape], int] = _none  # values held beside the parameters (BN statistics)
     window: Callable[[dict, list[Shape]], Window] | None = None
     arity: int | None = 1  # None: one or more inputs
     categories: frozenset = frozenset()
@@ -152,6 +153,11 @@ def _conv_fan_in(a, in_shapes) -> int:
 def _conv_params(a, in_shapes, out):
     kh, kw = pair(a["k"])
     return _conv_fan_in(a, in_shapes) * kh * kw + (a["out"] if a["bias"] else 0)
+
+
+def _conv_buffers(a, in_shapes, out):
+    """A connection table's row and column indices."""
+    return 2 * _conv_fan_in(a, in_shapes) if a.get("table") is not None else 0
 
 
 def _conv_macs(a, in_shapes, out):
@@ -250,10 +256,12 @@ ACTIVATIONS = ("relu", "relu6", "sigmoid", "tanh")  # the standard activations, 
 
 _OPS = [
     Op("conv", "2-D convolution (grouped, dilated, or with a connection table).", _conv_shape, _CONV_ARGS,
-       params=_conv_params, macs=_conv_macs, window=_sliding, categories=frozenset({WEIGHT, CONV, STATEFUL})),
+       params=_conv_params, macs=_conv_macs, buffers=_conv_buffers, window=_sliding,
+       categories=frozenset({WEIGHT, CONV, STATEFUL})),
     Op("bn", "Batch normalisation (2-D on [C,H,W], 1-D on [F]).", _same,
        {"eps": Arg(Float(lo=0.0), 1e-5), "momentum": Arg(_PROB, 0.1), "affine": Arg(Bool(), True)},
-       params=lambda a, i, o: 2 * i[0][0] if a["affine"] else 0, categories=frozenset({NORM, AFFINE, STATEFUL})),
+       params=lambda a, i, o: 2 * i[0][0] if a["affine"] else 0, buffers=lambda a, i, o: 2 * i[0][0] + 1,
+       categories=frozenset({NORM, AFFINE, STATEFUL})),
     Op("relu", "ReLU.", _same, categories=frozenset({ACTIVATION}), act=_act("relu")),
     Op("relu6", "ReLU6.", _same, categories=frozenset({ACTIVATION}), act=_act("relu6")),
     Op("sigmoid", "Logistic sigmoid.", _same, categories=frozenset({ACTIVATION}), act=_act("sigmoid")),
@@ -289,7 +297,8 @@ _OPS = [
        _pad_channels_shape, {"out": _int()}),
     Op("rbf", "Euclidean radial basis output units with fixed +-1 centres: y_i = sum_j (x_j - c_ij)^2 "
        "(LeNet-5's output layer; the centres are a buffer, not trained).",
-       _linear_shape, {"out": _int()}, macs=lambda a, i, o: i[0][0] * a["out"], categories=frozenset({STATEFUL})),
+       _linear_shape, {"out": _int()}, macs=lambda a, i, o: i[0][0] * a["out"],
+       buffers=lambda a, i, o: i[0][0] * a["out"], categories=frozenset({STATEFUL})),
     Op("concat", "Concatenate inputs along channels.", _concat_shape, arity=None, categories=frozenset({JOIN})),
     Op("add", "Elementwise sum of inputs.", _elementwise_shape("add"), arity=None,
        categories=frozenset({JOIN, SUM})),

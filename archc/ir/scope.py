@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from archc.errors import Loc, SpecError
 from archc.spec.grammar import CONSTRUCTS, BlockRef
+from archc.spec.limits import ITEM_DEPTH
 from archc.spec.tree import Item
 
 
@@ -35,26 +36,34 @@ class Scope:
         return str(self.counter - 1)
 
 
-def is_unit(item: Item, blocks: dict, seen: frozenset = frozenset()) -> bool:
+def is_unit(item: Item, blocks: dict, memo: dict | None = None, depth: int = 0) -> bool:
     """Whether an anonymous item in a sequence position is a module of its own (it takes its position as its
-    name) or is spliced into the sequence."""
+    name) or is spliced into the sequence. `memo` (Item -> answer) makes each item's answer cost one walk, however
+    often its block is called; a block calling itself holds no unit through that call."""
     construct = CONSTRUCTS.get(item.kind)
     if construct is None:  # an op: it takes its position when added, but holds nothing
         return False
     if construct.unit != "contents":
         return construct.unit == "always"
-    return any(i.name is not None or is_unit(i, blocks, s) for i, s in _contents(item, blocks, seen))
+    memo = {} if memo is None else memo
+    if item in memo:
+        return memo[item]
+    if depth >= ITEM_DEPTH:  # deeper than expansion goes (it stops there, located)
+        return False
+    memo[item] = False
+    memo[item] = found = any(i.name is not None or is_unit(i, blocks, memo, depth + 1)
+                             for i in _contents(item, blocks))
+    return found
 
 
-def _contents(item: Item, blocks: dict, seen: frozenset):
-    """The items directly inside, a called block's body included (each block once on a path)."""
+def _contents(item: Item, blocks: dict):
+    """The items directly inside, a called block's body included."""
     construct = CONSTRUCTS[item.kind]
     kinds = [(construct.value, item.value), *((construct.keys[k].kind, v) for k, v in item.keys.items())]
     for kind, name in kinds:
-        if isinstance(kind, BlockRef) and name in blocks and name not in seen:
-            yield blocks[name].body, seen | {name}
-    for i in item.items():
-        yield i, seen
+        if isinstance(kind, BlockRef) and name in blocks:
+            yield blocks[name].body
+    yield from item.items()
 
 
 class Modules:

@@ -37,8 +37,9 @@ def run(g: Graph, pipeline: list[str] | str) -> Graph:
 
 from archc.passes import costs, fuse, lint, liveness, receptive_field, structure  # noqa: E402,F401  (register)
 
-ANALYSIS = ["schedule_drop_path", "verify", "mark_aux", "lint_windows", "costs", "receptive_field", "liveness"]
-"""Static analysis: every figure is known from the graph before any tensor exists."""
+ANALYSIS = ["schedule_drop_path", "verify", "mark_aux", "lint_windows", "costs", "receptive_field", "liveness",
+            "limits"]
+"""Static analysis: every figure is known from the graph before any tensor exists, and checked against the limits."""
 
 INFERENCE = ["strip_eval_identities", "fuse_conv_bn_act", "verify", "liveness"]
 """Eval-mode rewriting for the fused inference module (run on a copy of an analysed graph without aux heads)."""

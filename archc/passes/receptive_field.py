@@ -7,9 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
+from archc.errors import ArchcError, LimitError
 from archc.ir.graph import Graph
 from archc.ir.ops import OPS, Window
 from archc.passes import register
+from archc.spec.expr import number
 
 
 @dataclass(frozen=True)
@@ -50,4 +52,9 @@ def receptive_field(g: Graph) -> None:
         window = OPS[node.op].window
         if window is not None:
             rf = through(rf, window(node.attrs, [g[i].shape for i in inputs]))
+            try:  # the numeric policy: a field, jump or start beyond 2^62 pixels (strides piling up) is refused
+                for v in (*rf.size, *rf.jump, *rf.start):
+                    number(v, " (receptive field)")
+            except ArchcError as e:
+                raise LimitError(e.message, node.loc, node.name) from None
         node.meta["rf"] = rf

@@ -5,6 +5,10 @@ unary - + not, comparisons, and/or, `a if c else b`, min(...) and max(...) (of s
 list value such as a block argument `[4, 9, 2]`).
 Nothing else parses: no attributes, subscripts, other calls, comprehensions or lambdas.
 
+Every number, wherever it comes from, passes one numeric policy, `number()`: YAML literals (the loader), constants and
+every result here (functions added to _FUNCS included), `--set` values and parameters, and the figures computed from
+a graph. A number is a bool, or an int or float that is finite and within +-2^62.
+
 A name bound to UNKNOWN (the input size of a block whose input failed to expand) makes the whole expression
 unknown: evaluation raises UnknownValue, which the expander treats as "already reported", not as an error.
 """
@@ -12,13 +16,16 @@ unknown: evaluation raises UnknownValue, which the expander treats as "already r
 from __future__ import annotations
 
 import ast
+import math
 import operator
+from fractions import Fraction
 from typing import Mapping
 
 from archc.errors import ExprError
 
 MAX_LENGTH = 400
 MAX_EXPONENT = 64
+MAX_DEPTH = 50
 MAX_MAGNITUDE = 2**62
 
 _BINOPS = {
@@ -42,6 +49,39 @@ _COMPARE = {
 _FUNCS = {"min": min, "max": max}
 
 
+def number(v, where: str = ""):
+    """The numeric policy: `v` if it is not a number or is an acceptable one (a bool; an int or float, finite and
+    within +-MAX_MAGNITUDE; a Fraction within it, its denominator too); otherwise ExprError. `where` follows the
+    number in the message (" in 'w * 2'")."""
+    if isinstance(v, (bool, str)):
+        return v
+    if isinstance(v, int):
+        if -MAX_MAGNITUDE <= v <= MAX_MAGNITUDE:
+            return v
+    elif isinstance(v, float):
+        if math.isnan(v):
+            raise ExprError(f"NaN{where} is not a number")
+        if abs(v) <= MAX_MAGNITUDE:
+            return v
+    elif isinstance(v, Fraction):
+        if abs(v) <= MAX_MAGNITUDE and v.denominator <= MAX_MAGNITUDE:
+            return v
+    elif isinstance(v, complex):
+        raise ExprError(f"{v!r}{where} is not a real number")
+    else:
+        return v
+    raise ExprError(f"{show(v)}{where} is out of range (numbers are finite and within +-2^62)")
+
+
+def show(v) -> str:
+    """A number as a message shows it: short even when it is huge."""
+    if isinstance(v, int) and v.bit_length() > 200:
+        return f"a {int(v.bit_length() * 0.30103) + 1}-digit {'negative ' * (v < 0)}number"
+    if isinstance(v, Fraction):
+        return show(float(v)) if abs(v) < 1e300 else show(int(v))
+    return repr(v)
+
+
 class _Unknown:
     def __repr__(self) -> str:
         return "UNKNOWN"
@@ -62,13 +102,27 @@ def evaluate(text: str, env: Mapping[str, object]) -> object:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as e:
         raise ExprError(f"cannot parse expression {text!r}: {e.msg}") from None
+    except (ValueError, RecursionError, MemoryError) as e:  # characters Python refuses; nesting its parser refuses
+        raise ExprError(f"cannot parse expression {text!r}: {type(e).__name__}") from None
+    if _depth(tree.body) > MAX_DEPTH:
+        raise ExprError(f"expression nests deeper than {MAX_DEPTH} in {text!r}")
     return _eval(tree.body, env, text)
+
+
+def _depth(tree: ast.AST) -> int:
+    """How deep an expression's tree nests (without recursing: the evaluator's recursion stays bounded)."""
+    deepest, todo = 0, [(tree, 1)]
+    while todo:
+        node, d = todo.pop()
+        deepest = max(deepest, d)
+        todo.extend((child, d + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 def _eval(node: ast.AST, env: Mapping[str, object], text: str) -> object:
     match node:
-        case ast.Constant(value=v) if isinstance(v, (int, float)) and not isinstance(v, complex):
-            return v
+        case ast.Constant(value=v) if isinstance(v, (int, float)):
+            return number(v, f" in {text!r}")
         case ast.Name(id=name):
             if name in ("True", "False"):
                 return name == "True"
@@ -83,13 +137,9 @@ def _eval(node: ast.AST, env: Mapping[str, object], text: str) -> object:
             _check_number(a, text), _check_number(b, text)
             if isinstance(op, ast.Pow) and (abs(b) > MAX_EXPONENT):
                 raise ExprError(f"exponent {b} too large in {text!r} (limit {MAX_EXPONENT})")
-            try:
-                value = _BINOPS[type(op)](a, b)
-            except ZeroDivisionError:
-                raise ExprError(f"division by zero in {text!r}") from None
-            return _check_magnitude(value, text)
+            return _result(_BINOPS[type(op)], (a, b), text)
         case ast.UnaryOp(op=op, operand=x) if type(op) in _UNARY:
-            return _UNARY[type(op)](_eval(x, env, text))
+            return _result(_UNARY[type(op)], (_eval(x, env, text),), text)
         case ast.BoolOp(op=op, values=values):
             result = _eval(values[0], env, text)
             for v in values[1:]:
@@ -101,7 +151,7 @@ def _eval(node: ast.AST, env: Mapping[str, object], text: str) -> object:
             a = _eval(left, env, text)
             for o, r in zip(ops, rights):
                 b = _eval(r, env, text)
-                if not _COMPARE[type(o)](a, b):
+                if not _result(_COMPARE[type(o)], (a, b), text):
                     return False
                 a = b
             return True
@@ -115,7 +165,7 @@ def _eval(node: ast.AST, env: Mapping[str, object], text: str) -> object:
                 raise ExprError(f"{fn} of an empty list in {text!r}")
             for v in values:
                 _check_number(v, text)
-            return _FUNCS[fn](values)
+            return _result(_FUNCS[fn], (values,), text)
     raise ExprError(f"not allowed in an expression: {ast.unparse(node)!r} in {text!r}")
 
 
@@ -124,7 +174,12 @@ def _check_number(v: object, text: str) -> None:
         raise ExprError(f"arithmetic on non-number {v!r} in {text!r}")
 
 
-def _check_magnitude(v: object, text: str) -> object:
-    if isinstance(v, (int, float)) and abs(v) > MAX_MAGNITUDE:
-        raise ExprError(f"value {v} out of range in {text!r}")
-    return v
+def _result(fn, args: tuple, text: str) -> object:
+    """fn(*args) under the numeric policy: arithmetic errors and numbers out of range are ExprErrors."""
+    try:
+        value = fn(*args)
+    except ZeroDivisionError:
+        raise ExprError(f"division by zero in {text!r}") from None
+    except (OverflowError, ValueError, TypeError) as e:
+        raise ExprError(f"cannot compute {text!r}: {e}") from None
+    return number(value, f" in {text!r}")

@@ -1,28 +1,43 @@
-"""Load a spec: safe YAML with line/column marks, its block libraries, then read against the grammar (read.py)."""
+"""Load a spec: safe YAML with line/column marks, its block libraries, then read against the grammar (read.py).
+
+Specs are untrusted. Files are read only when they are regular files, at most `Limits.bytes` in all; YAML is
+composed without recursion from the parser's events, every collection's depth and every value counted (aliases
+expanded), every number through the numeric policy (expr.number); a library is read once per spec however often
+it is imported, from the folder of the spec's real path (a spec reached through a symlink imports from where it
+really is), and never from outside that folder.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import stat
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import yaml
 
-from archc.errors import Loc, SpecError
+from archc.errors import ArchcError, Loc, SpecError
+from archc.spec.expr import number
+from archc.spec.limits import IMPORT_DEPTH, YAML_DEPTH, Limits
 from archc.spec.read import read
 from archc.spec.tree import Program
 
-MAX_BYTES = 1 << 20
-MAX_YAML_NODES = 200_000
-_SCALAR_TAGS = {"tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null")}
-_TAGS = _SCALAR_TAGS | {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+_TAG = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null")}
+_MERGE = _TAG + "merge"
+_MERGE_KEY = object()  # a `<<` key, before its value is merged
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when present; the same events either way
 
 YPath = tuple  # a path into the YAML document: keys and list indices
 
 
 @dataclass
 class Spec:
-    """A spec document: its data, where each value was written, its libraries, its parameters, and (once read
-    against the grammar) its program."""
+    """A spec document: its data, where each value was written, its libraries, its parameters, its limits, and
+    (once read against the grammar) its program. `folder`: the real folder its imports are read from (None: a
+    spec without file access, such as a checkpoint's)."""
 
     file: str
     data: dict
@@ -33,16 +48,19 @@ class Spec:
     text: str = field(default="", repr=False)
     imports: list["Spec"] = field(default_factory=list, repr=False)
     program: Program | None = field(default=None, repr=False)  # set once read against the grammar
+    folder: Path | None = field(default=None, repr=False)
+    limits: Limits = field(default_factory=Limits, repr=False)
 
     @property
     def name(self) -> str:
         return self.data["library"] if "library" in self.data else self.data.get("name", "")
 
-    @property
+    @cached_property
     def blocks(self) -> dict[str, tuple[dict, "Spec"]]:
-        """Every block this spec can call: its own and its imports', each with the spec that defines it."""
+        """Every block this spec can call: its own and its imports', each with the spec that defines it. A library
+        imported twice, or through two others, is one library: its blocks are not defined twice."""
         blocks = {}
-        for lib in self.imports:
+        for lib in {id(lib): lib for lib in self.imports}.values():
             for name, (bdef, origin) in lib.blocks.items():
                 if name in blocks and blocks[name][1] is not origin:
                     raise SpecError(f"block {name!r} is defined both in {blocks[name][1].file} and in "
@@ -56,6 +74,17 @@ class Spec:
             blocks[name] = (bdef, self)
         return blocks
 
+    def documents(self) -> list["Spec"]:
+        """The spec and every library it imports, each once, importers first."""
+        order, seen, todo = [], set(), [self]
+        while todo:
+            doc = todo.pop()
+            if id(doc) not in seen:
+                seen.add(id(doc))
+                order.append(doc)
+                todo.extend(reversed(doc.imports))
+        return order
+
     def standalone(self) -> str:
         """The spec as one YAML document with its imported blocks inlined (for checkpoints)."""
         data = {k: v for k, v in self.data.items() if k != "import"}
@@ -63,7 +92,8 @@ class Spec:
         return yaml.safe_dump(data, sort_keys=False)
 
     def with_params(self, overrides: dict) -> "Spec":
-        """A copy with spec parameters overridden (as `--set k=v` does). Unknown names are errors."""
+        """A copy with spec parameters overridden (as `--set k=v` does). Unknown names, values of another type
+        and numbers outside the numeric policy are errors."""
         params = dict(self.data.get("params", {}))
         for k, v in overrides.items():
             if k not in params:
@@ -71,10 +101,16 @@ class Spec:
                 raise SpecError(f"unknown parameter {k!r} (the spec declares: {known})", self.loc(("params",)))
             if isinstance(params[k], bool) != isinstance(v, bool) or not isinstance(v, (int, float)) or \
                     isinstance(params[k], int) and not isinstance(v, int):
-                raise SpecError(f"parameter {k!r} is {params[k]!r}; {v!r} does not fit", self.loc(("params", k)))
-            params[k] = v
-        return Spec(self.file, self.data, self.marks, self.key_marks, params, {**self.overrides, **overrides},
-                    self.text, self.imports, self.program)
+                raise SpecError(f"parameter {k!r} is {params[k]!r}; {_short(v)} does not fit",
+                                self.loc(("params", k)))
+            try:
+                params[k] = number(v, f" (parameter {k!r})")
+            except ArchcError as e:
+                raise SpecError(e.message, self.loc(("params", k))) from None
+        return dataclasses.replace(self, params=params, overrides={**self.overrides, **overrides})
+
+    def with_limits(self, limits: Limits | dict | None) -> "Spec":
+        return self if limits is None else dataclasses.replace(self, limits=Limits.of(limits))
 
     def loc(self, ypath: YPath, key: bool = False) -> Loc:
         """Where the value (or, with key=True, the key) at ypath was written; the nearest enclosing one if unknown."""
@@ -86,18 +122,41 @@ class Spec:
         return Loc(self.file, *self.marks.get(ypath, (1, 1)))
 
 
-MAX_IMPORT_DEPTH = 8
+_FROM_FILE = object()
 
 
-def load(path: str | Path, ops, overrides: dict | None = None) -> Spec:
+def load(path: str | Path, ops, overrides: dict | None = None, limits: Limits | dict | None = None) -> Spec:
     """Read, check and parameterise the spec at `path`; `ops`: the ops a spec may write (name -> op).
     Raises SpecError (ArchcErrors when there are several) with locations."""
-    return _finish(_read(Path(path), None), ops, overrides)
+    reading = _Reading(Limits.of(limits))
+    file = str(path)
+    try:
+        real = Path(path).resolve()
+    except (OSError, RuntimeError, ValueError, TypeError) as e:  # a symlink loop, a NUL in the name
+        raise SpecError(f"cannot read spec: {getattr(e, 'strerror', None) or e}", Loc(file, 1, 1)) from None
+    text = reading.file(real, Loc(file, 1, 1), "spec")
+    reading.chain.append(real)
+    return _finish(reading.parse(text, file, real.parent), ops, overrides)
 
 
-def loads(text: str, file: str, ops, overrides: dict | None = None) -> Spec:
-    """A spec from text; `file` names it in messages and anchors its imports."""
-    return _finish(_parse(text, file, ()), ops, overrides)
+def loads(text: str, file: str, ops, overrides: dict | None = None, limits: Limits | dict | None = None,
+          folder=_FROM_FILE) -> Spec:
+    """A spec from text; `file` names it in messages and (unless `folder` is given: a folder, or None for no file
+    access at all, where any import is an error) anchors its imports."""
+    reading = _Reading(Limits.of(limits))
+    if not isinstance(text, str):
+        raise SpecError(f"a spec is text, got {type(text).__name__}", Loc(file, 1, 1))
+    if len(text) > reading.limits.bytes or reading.count_bytes(len(text.encode("utf-8", "surrogatepass"))):
+        raise SpecError(f"spec larger than {reading.limits.bytes:,} bytes {reading.limits.exceeded('bytes')}",
+                        Loc(file, 1, 1))
+    if folder is _FROM_FILE:
+        try:
+            real = Path(file).resolve()
+        except (OSError, RuntimeError, ValueError) as e:
+            raise SpecError(f"cannot anchor imports at {file!r}: {e}", Loc(file, 1, 1)) from None
+        folder = real.parent
+        reading.chain.append(real)
+    return _finish(reading.parse(text, file, folder), ops, overrides)
 
 
 def _finish(spec: Spec, ops, overrides: dict | None) -> Spec:
@@ -114,121 +173,369 @@ def _check_schema(spec: Spec, ops) -> None:
     """The JSON Schema's verdict (jsonschema, on the schema generated from the same grammar and op table), after
     the reader's: the reader reports every mistake with its place; the schema is the contract editors and other
     tools see. They agree (tests check it over specs, mutations and fuzzed documents); were they ever to
-    disagree, the document is refused, located, rather than let through."""
+    disagree, the document is refused, located, rather than let through.
+
+    A subtree the schema's definitions (item, node, ...) accept once is accepted again without another walk, so a
+    spec of many identical items costs one check per distinct item."""
     from jsonschema.exceptions import best_match
 
+    validator = _validator(ops)
+    _VALID.clear()
+    try:
+        for doc in spec.documents():
+            error = best_match(validator.iter_errors(doc.data))
+            if error is not None:
+                path = tuple(error.absolute_path)
+                raise SpecError(f"does not match the schema at {'.'.join(map(str, path)) or 'the top'}: "
+                                f"{_short(error.message, 200)}", doc.loc(path))
+    finally:
+        _VALID.clear()
+
+
+_VALIDATORS: dict = {}  # (op names, construct names) -> the validator of the schema they generate
+_VALID: set = set()  # ($ref, the subtree as canonical JSON) accepted during the current check
+
+
+def _validator(ops):
     from archc.spec.grammar import CONSTRUCTS
 
     key = (tuple(ops), tuple(CONSTRUCTS))
     if key not in _VALIDATORS:
+        import json
+
         import jsonschema
 
         from archc.spec.schema import generate
 
-        _VALIDATORS[key] = jsonschema.Draft202012Validator(generate(ops))
-    validator = _VALIDATORS[key]
-    for doc in _documents(spec):
-        error = best_match(validator.iter_errors(doc.data))
-        if error is not None:
-            path = tuple(error.absolute_path)
-            raise SpecError(f"does not match the schema at {'.'.join(map(str, path)) or 'the top'}: "
-                            f"{error.message}", doc.loc(path))
+        base = jsonschema.Draft202012Validator
+        plain_ref = base.VALIDATORS["$ref"]
+
+        def ref(validator, ref, instance, schema):
+            """$ref, remembering the subtrees a definition accepted."""
+            seen = (ref, json.dumps(instance, sort_keys=True))
+            if seen in _VALID:
+                return
+            errors = list(plain_ref(validator, ref, instance, schema))
+            if not errors:
+                _VALID.add(seen)
+            yield from errors
+
+        cls = jsonschema.validators.extend(base, {"$ref": ref})
+        _VALIDATORS[key] = cls(generate(ops))
+    return _VALIDATORS[key]
 
 
-def _documents(spec: Spec):
-    yield spec
-    for lib in spec.imports:
-        yield from _documents(lib)
+class _Reading:
+    """One spec's reading: its limits, what it has read so far (bytes, YAML values), and its libraries, each read
+    once by real path."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.bytes = 0
+        self.yaml_nodes = 0
+        self.libraries: dict[Path, Spec] = {}
+        self.chain: list[Path] = []  # the files being read, importers first (the spec's own, when it has one)
+
+    def count_bytes(self, n: int) -> bool:
+        """Count n more bytes; whether that passes the limit."""
+        self.bytes += n
+        return self.bytes > self.limits.bytes
+
+    def file(self, path: Path, loc: Loc, what: str) -> str:
+        """The text of a regular file, refused (located at `loc`) past the byte limit or when unreadable: a
+        device, a FIFO or a directory is never opened for reading."""
+        budget = self.limits.bytes - self.bytes
+        try:
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                raise SpecError(f"cannot read {what} {path}: not a regular file", loc)
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+            with os.fdopen(fd, "rb") as f:
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # swapped since the check
+                    raise SpecError(f"cannot read {what} {path}: not a regular file", loc)
+                data = f.read(max(budget, 0) + 1)
+        except OSError as e:
+            raise SpecError(f"cannot read {what}: {e.strerror or e}", loc) from None
+        if self.count_bytes(len(data)):
+            whole = "spec" if what == "spec" else "spec and its libraries together"
+            raise SpecError(f"{whole} larger than {self.limits.bytes:,} bytes {self.limits.exceeded('bytes')}", loc)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise SpecError(f"cannot read {what}: not UTF-8 text ({e.reason} at byte {e.start})", loc) from None
+
+    def parse(self, text: str, file: str, folder: Path | None) -> Spec:
+        data, marks, key_marks = self.compose(text, file)
+        if not isinstance(data, dict):
+            raise SpecError(f"a spec is a mapping of keys (archc, name, input, graph, ...), got "
+                            f"{type(data).__name__}", Loc(file, 1, 1))
+        spec = Spec(file, data, marks, key_marks, text=text, folder=folder, limits=self.limits)
+        refs = data.get("import", [])  # its form is checked with the rest, by the reader
+        spec.imports = [self.library(spec, i, ref)
+                        for i, ref in enumerate(refs if isinstance(refs, list) else []) if isinstance(ref, str)]
+        _ = spec.blocks  # a block defined twice is an error now, located, not at its first call
+        return spec
+
+    def library(self, spec: Spec, i: int, ref: str) -> Spec:
+        """A block library named by `import:`, relative to the importing file's real folder and inside it."""
+        loc = spec.loc(("import", i))
+        if spec.folder is None:
+            raise SpecError(f"import {ref!r}: this spec cannot read files (a checkpoint's spec is self-contained)",
+                            loc)
+        base = spec.folder
+        try:
+            path = (base / ref).resolve()
+        except (OSError, RuntimeError, ValueError):
+            path = None
+        if path is None or Path(ref).is_absolute() or base not in path.parents:
+            raise SpecError(f"import {ref!r} must be a relative path inside {base.name}/", loc)
+        if path in self.chain or len(self.chain) > IMPORT_DEPTH:
+            raise SpecError(f"import {ref!r} forms a cycle or nests deeper than {IMPORT_DEPTH}", loc)
+        if path not in self.libraries:
+            shown = Path(spec.file).parent / ref
+            try:
+                file = str(shown) if shown.resolve() == path else str(path)
+            except (OSError, RuntimeError):
+                file = str(path)
+            self.chain.append(path)
+            try:
+                lib = self.parse(self.file(path, loc, "import"), file, path.parent)
+            finally:
+                self.chain.pop()
+            self.libraries[path] = lib
+        lib = self.libraries[path]
+        if "library" not in lib.data:
+            raise SpecError(f"import {ref!r} is a spec, not a block library (`library: name`)", loc)
+        return lib
+
+    def compose(self, text: str, file: str):
+        """YAML -> plain data, plus marks for every value and key, keyed by path."""
+        try:
+            loader = _LOADER(text)
+        except (UnicodeError, ValueError) as e:
+            raise SpecError(f"YAML: cannot read the text ({type(e).__name__})", Loc(file, 1, 1)) from None
+        try:
+            return _Composer(loader, file, self).run()
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            raise SpecError(f"YAML: {e.problem or e.context}", Loc(file, mark.line + 1, mark.column + 1)) from None
+        except yaml.YAMLError as e:  # a reader error: characters YAML does not allow
+            raise SpecError(f"YAML: {str(e).splitlines()[0]}", Loc(file, 1, 1)) from None
+        except (UnicodeError, ValueError) as e:
+            raise SpecError(f"YAML: cannot read the text ({type(e).__name__})", Loc(file, 1, 1)) from None
+        finally:
+            loader.dispose()
 
 
-_VALIDATORS: dict = {}  # (op names, construct names) -> the validator of the schema they generate
+@dataclass
+class _Open:
+    """A collection being composed."""
+
+    value: dict | list
+    ypath: tuple
+    anchor: str | None
+    log: int  # where its marks start in the composer's log
+    key: object = None  # a mapping's key waiting for its value
+    size: int = 1  # values inside, itself included (aliases expanded)
+    height: int = 1  # collections nested inside, itself included
+    merges: list = field(default_factory=list)  # a mapping's `<<:` values
 
 
-def _read(path: Path, importer: tuple | None) -> Spec:
-    file = str(path)
-    try:
-        if path.stat().st_size > MAX_BYTES:
-            raise SpecError(f"spec larger than {MAX_BYTES} bytes", Loc(file, 1, 1))
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        reason = getattr(e, "strerror", None) or e
-        if importer:
-            raise SpecError(f"cannot read import {file}: {reason}", importer[0]) from None
-        raise SpecError(f"cannot read spec: {reason}", Loc(file, 1, 1)) from None
-    return _parse(text, file, importer[2] if importer else ())
+_NO_KEY = object()
 
 
-def _parse(text: str, file: str, chain: tuple) -> Spec:
-    data, marks, key_marks = _compose(text, file)
-    if not isinstance(data, dict):
-        raise SpecError(f"a spec is a mapping of keys (archc, name, input, graph, ...), got {type(data).__name__}",
-                        Loc(file, 1, 1))
-    spec = Spec(file, data, marks, key_marks, text=text)
-    refs = data.get("import", [])  # its form is checked with the rest, by the reader
-    spec.imports = [_import(spec, i, ref, chain + (file,))
-                    for i, ref in enumerate(refs if isinstance(refs, list) else []) if isinstance(ref, str)]
-    _ = spec.blocks  # a block defined twice is an error now, located, not at its first call
-    return spec
+class _Composer:
+    """Builds plain data from the parser's events with an explicit stack (no recursion, however deep the text),
+    counting values against the yaml_nodes limit (an alias counts everything it stands for) and nesting against
+    YAML_DEPTH. An alias shares its anchor's value; its values are located where the anchor's were written."""
+
+    def __init__(self, loader, file: str, reading: _Reading):
+        self.loader, self.file, self.reading = loader, file, reading
+        self.marks: dict = {}
+        self.key_marks: dict = {}
+        self.log: list = []  # (marks or key_marks, path, mark) in the order written: an anchor's are a slice
+        self.anchors: dict[str, tuple] = {}  # name -> (value, size, height, path, slice of the log)
+        self.open_anchors: set[str] = set()
+
+    def error(self, message: str, mark) -> SpecError:
+        return SpecError(message, Loc(self.file, mark.line + 1, mark.column + 1))
+
+    def mark(self, marks: dict, ypath: tuple, mark) -> None:
+        marks[ypath] = at = (mark.line + 1, mark.column + 1)
+        self.log.append((marks, ypath, at))
+
+    def run(self):
+        loader, stack = self.loader, []
+        root, documents = _NO_KEY, 0
+        while True:
+            event = loader.get_event()
+            kind = type(event)
+            if kind is yaml.StreamEndEvent:
+                break
+            if kind is yaml.DocumentStartEvent:
+                documents += 1
+                if documents > 1:
+                    raise self.error("a spec is one YAML document (found a second '---')", event.start_mark)
+                continue
+            if kind in (yaml.StreamStartEvent, yaml.DocumentEndEvent):
+                continue
+            if kind is yaml.ScalarEvent:
+                value, size, height = self.scalar(event, stack), 1, 0
+            elif kind is yaml.AliasEvent:
+                value, size, height = self.alias(event, stack)
+            elif kind in (yaml.SequenceStartEvent, yaml.MappingStartEvent):
+                stack.append(self.start(event, stack))
+                continue
+            else:  # SequenceEndEvent, MappingEndEvent
+                done = stack.pop()
+                value, size, height = self.end(done), done.size, done.height
+                if done.anchor is not None:
+                    self.open_anchors.discard(done.anchor)
+                    self.anchors[done.anchor] = (value, size, height, done.ypath, slice(done.log, len(self.log)))
+            if not stack:
+                root = value
+            else:
+                self.place(stack[-1], value, size, height, event)
+        if root is _NO_KEY:
+            raise SpecError("empty spec", Loc(self.file, 1, 1))
+        return root, self.marks, self.key_marks
+
+    def count(self, n: int, depth: int, mark) -> None:
+        reading = self.reading
+        reading.yaml_nodes += n
+        if reading.yaml_nodes > reading.limits.yaml_nodes:
+            raise self.error(f"spec has more than {reading.limits.yaml_nodes:,} YAML nodes (aliases expanded) "
+                             f"{reading.limits.exceeded('yaml_nodes')}", mark)
+        if depth > YAML_DEPTH:
+            raise self.error(f"YAML nests deeper than {YAML_DEPTH} levels", mark)
+
+    @staticmethod
+    def at_key(stack: list) -> bool:
+        return bool(stack) and isinstance(stack[-1].value, dict) and stack[-1].key is None
+
+    def ypath(self, stack: list, event) -> tuple:
+        """The path of a value starting now: the next index of a list, or the waiting key of a mapping."""
+        if not stack:
+            return ()
+        parent = stack[-1]
+        if isinstance(parent.value, list):
+            return parent.ypath + (len(parent.value),)
+        if parent.key is None:
+            raise self.error("mapping keys must be plain scalars", event.start_mark)
+        return parent.ypath + (parent.key,)
+
+    def tag(self, event, node_class) -> str:
+        tag = event.tag
+        if tag is None or tag == "!":
+            value = event.value if node_class is yaml.ScalarNode else None
+            tag = self.loader.resolve(node_class, value, event.implicit)
+        return tag
+
+    def start(self, event, stack: list) -> _Open:
+        is_map = type(event) is yaml.MappingStartEvent
+        tag = self.tag(event, yaml.MappingNode if is_map else yaml.SequenceNode)
+        self.count(1, len(stack) + 1, event.start_mark)
+        ypath = self.ypath(stack, event)
+        if tag != _TAG + ("map" if is_map else "seq"):
+            raise self.error(f"tag {tag!r} is not allowed (specs are data: no tags)", event.start_mark)
+        log = len(self.log)
+        self.mark(self.marks, ypath, event.start_mark)
+        if event.anchor is not None:
+            self.open_anchors.add(event.anchor)
+        return _Open({} if is_map else [], ypath, event.anchor, log)
+
+    def scalar(self, event, stack: list):
+        tag = self.tag(event, yaml.ScalarNode)
+        key = self.at_key(stack)
+        self.count(1, len(stack), event.start_mark)
+        if tag == _MERGE and key:
+            value = _MERGE_KEY
+        elif tag not in _SCALAR_TAGS:
+            raise self.error(f"tag {tag!r} is not allowed (specs are data: no tags)", event.start_mark)
+        elif tag == _TAG + "str":
+            value = event.value
+        else:
+            value = self.construct(tag, event)
+        log = len(self.log)
+        if not key:
+            ypath = self.ypath(stack, event)
+            self.mark(self.marks, ypath, event.start_mark)
+            if event.anchor is not None:
+                self.anchors[event.anchor] = (value, 1, 0, ypath, slice(log, log + 1))
+        elif event.anchor is not None:
+            self.anchors[event.anchor] = (value, 1, 0, None, slice(log, log))
+        return value
+
+    def construct(self, tag: str, event):
+        """An int, float, bool or null scalar, under the numeric policy."""
+        what = tag[len(_TAG):]
+        text = event.value
+        if what in ("int", "float") and len(text) > 100:  # no number in range is written this long
+            raise self.error(f"number {text[:20]}... ({len(text)} characters) is out of range (numbers are "
+                             "finite and within +-2^62)", event.start_mark)
+        node = yaml.ScalarNode(tag, text, event.start_mark, event.end_mark, event.style)
+        try:
+            value = self.loader.yaml_constructors[tag](self.loader, node)
+        except (ValueError, KeyError, TypeError, IndexError, OverflowError, yaml.YAMLError):
+            raise self.error(f"cannot read {_short(text)} as !!{what}", event.start_mark) from None
+        try:
+            return number(value)
+        except ArchcError as e:
+            raise self.error(e.message, event.start_mark) from None
+
+    def alias(self, event, stack: list):
+        name = event.anchor
+        if name in self.open_anchors:
+            raise self.error(f"alias *{name} stands inside its own anchor (a cycle)", event.start_mark)
+        if name not in self.anchors:
+            raise self.error(f"alias *{name} names no earlier anchor", event.start_mark)
+        value, size, height, root, written = self.anchors[name]
+        self.count(size, len(stack) + height, event.start_mark)
+        if not self.at_key(stack):
+            ypath = self.ypath(stack, event)
+            if root is None:
+                self.mark(self.marks, ypath, event.start_mark)
+            for marks, path, at in self.log[written]:  # the anchor's marks, under the alias's path
+                marks[ypath + path[len(root):]] = at
+                self.log.append((marks, ypath + path[len(root):], at))
+        return value, size, height
+
+    def place(self, parent: _Open, value, size: int, height: int, event) -> None:
+        parent.size += size
+        parent.height = max(parent.height, height + 1)
+        if isinstance(parent.value, list):
+            parent.value.append(value)
+            return
+        if parent.key is None:  # a key
+            if isinstance(value, (dict, list)):
+                raise self.error("mapping keys must be plain scalars", event.start_mark)
+            if value is not _MERGE_KEY and not isinstance(value, str):
+                value = str(value)
+            if value is not _MERGE_KEY and value in parent.value:
+                raise self.error(f"duplicate key {_short(value)}", event.start_mark)
+            parent.key = value
+            if value is not _MERGE_KEY:
+                self.mark(self.key_marks, parent.ypath + (value,), event.start_mark)
+            return
+        if parent.key is _MERGE_KEY:
+            sources = value if isinstance(value, list) else [value]
+            if not all(isinstance(s, dict) for s in sources):
+                raise self.error("a merge key (<<) takes a mapping or a list of mappings", event.start_mark)
+            parent.merges.extend(sources)
+        else:
+            parent.value[parent.key] = value
+        parent.key = None
+
+    def end(self, done: _Open):
+        if not done.merges:
+            return done.value
+        merged = {}
+        for source in done.merges:  # earlier mappings first, keys written in the mapping itself over all
+            for k, v in source.items():
+                merged.setdefault(k, v)
+        merged.update(done.value)
+        return merged
 
 
-def _import(spec: Spec, i: int, ref: str, chain: tuple) -> Spec:
-    """A block library named by `import:`, relative to the importing file and inside its folder."""
-    loc = spec.loc(("import", i))
-    base = Path(spec.file).resolve().parent
-    path = (base / ref).resolve()
-    if Path(ref).is_absolute() or base not in path.parents:
-        raise SpecError(f"import {ref!r} must be a relative path inside {base.name}/", loc)
-    if len(chain) > MAX_IMPORT_DEPTH or str(Path(spec.file).parent / ref) in chain or str(path) in map(
-            lambda f: str(Path(f).resolve()), chain):
-        raise SpecError(f"import {ref!r} forms a cycle or nests deeper than {MAX_IMPORT_DEPTH}", loc)
-    lib = _read(Path(spec.file).parent / ref, (loc, "import", chain))
-    if "library" not in lib.data:
-        raise SpecError(f"import {ref!r} is a spec, not a block library (`library: name`)", loc)
-    return lib
-
-
-def _compose(text: str, file: str):
-    """YAML -> plain data, plus marks for every value and key, keyed by path."""
-    try:
-        loader = yaml.SafeLoader(text)
-        root = loader.get_single_node()
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        raise SpecError(f"YAML: {e.problem or e.context}", Loc(file, mark.line + 1, mark.column + 1)) from None
-    except yaml.YAMLError as e:  # a reader error: characters YAML does not allow
-        raise SpecError(f"YAML: {str(e).splitlines()[0]}", Loc(file, 1, 1)) from None
-    if root is None:
-        raise SpecError("empty spec", Loc(file, 1, 1))
-    marks, key_marks = {}, {}
-    count = 0
-
-    def at(node) -> tuple[int, int]:
-        return node.start_mark.line + 1, node.start_mark.column + 1
-
-    def convert(node, ypath):
-        nonlocal count
-        count += 1
-        if count > MAX_YAML_NODES:
-            raise SpecError(f"spec has more than {MAX_YAML_NODES} YAML nodes (alias expansion?)", Loc(file, *at(node)))
-        marks[ypath] = at(node)
-        if node.tag not in _TAGS:
-            raise SpecError(f"tag {node.tag!r} is not allowed (specs are data: no tags)", Loc(file, *at(node)))
-        if isinstance(node, yaml.MappingNode):
-            out = {}
-            loader.flatten_mapping(node)
-            for k, v in node.value:
-                if not isinstance(k, yaml.ScalarNode) or k.tag not in _SCALAR_TAGS:
-                    raise SpecError("mapping keys must be plain scalars", Loc(file, *at(k)))
-                key = loader.construct_object(k)
-                if not isinstance(key, str):
-                    key = str(key)
-                if key in out:
-                    raise SpecError(f"duplicate key {key!r}", Loc(file, *at(k)))
-                key_marks[ypath + (key,)] = at(k)
-                out[key] = convert(v, ypath + (key,))
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [convert(v, ypath + (i,)) for i, v in enumerate(node.value)]
-        return loader.construct_object(node)
-
-    return convert(root, ()), marks, key_marks
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 4] + " ..."

@@ -46,7 +46,7 @@ class _Reader:
 
     def program(self) -> Program:
         main = {}
-        for doc in _documents(self.spec):
+        for doc in self.spec.documents():
             values = self.read(g.LIBRARY if "library" in doc.data else g.SPEC, doc.data, Where(doc, ()))
             if doc is self.spec:
                 main = values
@@ -340,18 +340,3 @@ class _Reader:
         block = Block(at.yp[-1], args, extras.get("let", {}), body, at)
         self.blocks[block.name] = block
         return block
-
-
-def _documents(spec):
-    """The spec and every library it imports, each once."""
-    seen, order = set(), []
-
-    def visit(doc):
-        if id(doc) not in seen:
-            seen.add(id(doc))
-            order.append(doc)
-            for lib in doc.imports:
-                visit(lib)
-
-    visit(spec)
-    return order

@@ -104,10 +104,14 @@ class _Generator:
 
         def when(k: str) -> dict:
             owners = [c.name for c in g.CONSTRUCTS.values() if k in c.keys]  # `block:` beside `repeat:`
-            return {"required": [k], **({"not": {"anyOf": [{"required": [o]} for o in owners]}} if owners else {})}
+            if not owners:
+                return then(k)
+            return {"if": {"not": {"anyOf": [{"required": [o]} for o in owners]}}, "then": then(k)}
 
-        return {"type": "object", "anyOf": [{"required": [k]} for k in self.kinds],
-                "allOf": [{"if": when(k), "then": then(k)} for k in self.kinds]}
+        # At least one op or construct key; each one present brings its own rules (dependentSchemas checks only
+        # the keys a mapping has, so a node costs its keys, not the number of ops).
+        return {"type": "object", "not": {"propertyNames": {"not": {"enum": self.kinds}}},
+                "dependentSchemas": {k: when(k) for k in self.kinds}}
 
     def item(self) -> dict:
         """`{relu: {}}` is an anonymous op; `{relu: relu}` names a node "relu": a nameable key is a name when its
@@ -122,5 +126,7 @@ class _Generator:
         named = {"type": "object", "minProperties": 1, "maxProperties": 1,
                  "propertyNames": {"pattern": NAME, "not": {"enum": list(g.RESERVED)}},
                  "additionalProperties": NODE}
-        return {"if": {"type": "object", "anyOf": forms}, "then": NODE,
-                "else": {"anyOf": [{"type": "string", "pattern": NAME}, SEQ, named]}}
+        # A mapping with no op or construct key is no form: the first keywords say so without trying each form.
+        return {"if": {"type": "object", "not": {"propertyNames": {"not": {"enum": self.kinds}}}, "anyOf": forms},
+                "then": NODE,
+                "else": {"anyOf": [named, {"type": "string", "pattern": NAME}, SEQ]}}
