@@ -6,13 +6,17 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
-from archc.errors import ArchcError, SpecError
+from archc.errors import ArchcError, SpecError, one_line
 
 EXIT_OK, EXIT_INTERNAL, EXIT_SPEC = 0, 1, 2
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # text from a spec (its name) never fails to print
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = _parser().parse_args(argv)
     try:
         return args.run(args)
@@ -42,7 +46,7 @@ def _diagnose(e: ArchcError, args) -> None:
 
 
 def _text(d: ArchcError) -> str:
-    return f"{d.loc}: {d.path}: warning: {d.message}" if d.severity == "warning" else str(d)
+    return one_line(f"{d.loc}: {d.path}: warning: {d.message}") if d.severity == "warning" else str(d)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     fmt.add_argument("--format", choices=("text", "json"), default="text",
                      help="errors and warnings on stderr as text lines or as JSON lines (file, line, column, "
                           "path, message, severity)")
+    fmt.add_argument("--limit", action="extend", nargs="+", default=[], metavar="NAME=N",
+                     help="raise a limit: --limit params=5e9 nodes=200000 (limits: bytes, yaml_nodes, nodes, steps, "
+                          "repeat, params, activations; see the README's Limits)")
 
     c = sub.add_parser("compile", parents=[fmt], help="validate, analyse and build a spec; print per-layer figures")
     c.add_argument("spec")
@@ -67,14 +74,14 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--set", action="extend", nargs="+", default=[], metavar="K=V")
     v.set_defaults(run=_validate)
 
-    d = sub.add_parser("dot", help="write the graph as Graphviz DOT (render: dot -Tsvg)")
+    d = sub.add_parser("dot", parents=[fmt], help="write the graph as Graphviz DOT (render: dot -Tsvg)")
     d.add_argument("spec")
     d.add_argument("--set", action="extend", nargs="+", default=[], metavar="K=V")
     d.add_argument("--depth", type=int, metavar="N", help="one box per module group (layer1.0)")
     d.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
     d.set_defaults(run=_dot)
 
-    m = sub.add_parser("compare", help="compare specs: parameters, MACs, activation memory")
+    m = sub.add_parser("compare", parents=[fmt], help="compare specs: parameters, MACs, activation memory")
     m.add_argument("specs", nargs="+")
     m.add_argument("--json", action="store_true")
     m.set_defaults(run=_compare)
@@ -84,25 +91,33 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _overrides(pairs: list[str]) -> dict:
-    import yaml
-
+def _pairs(pairs: list[str], option: str) -> dict:
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SpecError(f"--set expects K=V, got {pair!r}")
-        try:
-            out[key] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise SpecError(f"--set {key}: cannot read value {value!r}") from None
+            raise SpecError(f"{option} expects K=V, got {pair!r}")
+        out[key] = value
     return out
+
+
+def _overrides(pairs: list[str]) -> dict:
+    """--set values, read as a spec's values are (YAML scalars, the numeric policy)."""
+    from archc.spec.load import scalar
+
+    return {k: scalar(v, f"--set {k}") for k, v in _pairs(pairs, "--set").items()}
+
+
+def _limits(args):
+    from archc.spec.limits import Limits
+
+    return Limits.of(_pairs(getattr(args, "limit", []), "--limit"))
 
 
 def _analyze(path: str, args):
     import archc
 
-    spec = archc.load(path, **_overrides(args.set))
+    spec = archc.load(path, limits=_limits(args), **_overrides(args.set))
     analysis = archc.analyze(spec, check=False)
     for w in analysis.warnings:  # before a failed `expect`, which they may explain
         print(json.dumps(w.to_dict()) if getattr(args, "format", "text") == "json" else _text(w), file=sys.stderr)
@@ -124,6 +139,10 @@ def _compile(args) -> int:
     from archc import report
 
     analysis = _validated(args.spec, args)
+    if args.output:  # before anything is built: a path that cannot be written is the user's error, exit 2
+        from archc.checkpoint import check_target
+
+        check_target(args.output, [Path(d.file) for d in analysis.spec.documents()])
     if not args.json:
         print(report.table(analysis, args.depth), flush=True)
     import archc
@@ -165,10 +184,13 @@ def _validate(args) -> int:
 def _dot(args) -> int:
     from archc.dot import to_dot
 
-    text = to_dot(_analyze(args.spec, args), args.depth)
+    analysis = _analyze(args.spec, args)
+    text = to_dot(analysis, args.depth)
     if args.output:
-        with open(args.output, "w") as f:
-            f.write(text)
+        from archc.checkpoint import check_target, write_atomic
+
+        target = check_target(args.output, [Path(d.file) for d in analysis.spec.documents()])
+        write_atomic(target, lambda f: f.write(text.encode("utf-8")))
     else:
         print(text, end="")
     return EXIT_OK
@@ -177,7 +199,8 @@ def _dot(args) -> int:
 def _compare(args) -> int:
     from archc import report
 
-    analyses = [_analyze(path, argparse.Namespace(set=[])) for path in args.specs]
+    analyses = [_analyze(path, argparse.Namespace(set=[], limit=args.limit, format=args.format))
+                for path in args.specs]
     if args.json:
         print(json.dumps([{k: v for k, v in a.to_dict().items() if k != "layers"} for a in analyses], indent=1))
     else:

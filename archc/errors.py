@@ -23,6 +23,13 @@ class Loc:
         return f"{self.file}:{self.line}:{self.col}"
 
 
+def one_line(text: str) -> str:
+    """Text with every character that is not printable (a newline in a name, a NUL) escaped: one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class ArchcError(Exception):
     """Base of every error a user can cause. Formats as `file:line:col: node.path: message`."""
 
@@ -39,7 +46,7 @@ class ArchcError(Exception):
         if self.path:
             parts.append(self.path)
         parts.append(self.message)
-        return ": ".join(parts)
+        return one_line(": ".join(parts))
 
     @property
     def errors(self) -> list[ArchcError]:

@@ -246,7 +246,7 @@ SPEC = Settings({
                             "depth": Key(_EXACT, doc="weight layers on the longest path"),
                             "output": Key(List(_EXACT))}, owner="expect"),
                   doc="figures checked on every analysis (not when parameters are overridden)"),
-    "input": Key(List(Int(lo=1), min=1, max=3), True, doc="[C, H, W] or [F]; expressions over params"),
+    "input": Key(List(Int(lo=1), min=1, max=3, sizes=(1, 3)), True, doc="[C, H, W] or [F]; expressions over params"),
     "params": Key(Mapping(Scalar()), doc="spec parameters, overridable: --set k=v"),
     "blocks": Key(Mapping(BlockDef(), key=BlockName()), doc="parameterised templates"),
     "graph": Key(SEQ, True),

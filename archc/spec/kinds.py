@@ -17,7 +17,7 @@ from typing import Callable
 
 from archc.errors import SpecError
 
-NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+NAME = r"^[A-Za-z_][A-Za-z0-9_]*$(?!\n)"  # (?!\n): Python's $ also matches before a last newline; ECMA's does not
 _NAME = re.compile(NAME)
 Evaluate = Callable[[str], object]
 
@@ -188,15 +188,19 @@ class Choice:
 
 @dataclass(frozen=True)
 class List:
-    """A list of values of one kind (with `expr`, also an expression giving one)."""
+    """A list of values of one kind (with `expr`, also an expression giving one); `sizes`: the lengths allowed,
+    where not every length between min and max is."""
 
     of: object
     min: int = 0
     max: int | None = None
     expr: bool = False
+    sizes: tuple[int, ...] | None = None
 
     @property
     def what(self) -> str:
+        if self.sizes:
+            return f"a list of {' or '.join(map(str, self.sizes))} values"
         n = f"{self.min}" if self.max == self.min else f"{self.min} or more" if self.max is None \
             else f"{self.min} to {self.max}"
         return f"a list of {n} values" if self.min or self.max is not None else "a list"
@@ -204,17 +208,21 @@ class List:
     def matches(self, v) -> bool:
         return isinstance(v, list) or self.expr and isinstance(v, str)
 
+    def _fits(self, v) -> bool:
+        n = len(v)
+        return n >= self.min and (self.max is None or n <= self.max) and (not self.sizes or n in self.sizes)
+
     def problem(self, v) -> str | None:
         """The list's own form; the reader checks its items against `of`, each at its place."""
         if self.expr and isinstance(v, str):
             return None
-        if not isinstance(v, list) or len(v) < self.min or self.max is not None and len(v) > self.max:
+        if not isinstance(v, list) or not self._fits(v):
             return f"must be {self.what}, got {short(v)}"
         return None
 
     def resolve(self, v, ev: Evaluate) -> tuple:
         v = ev(v) if isinstance(v, str) else v
-        if not isinstance(v, (list, tuple)) or len(v) < self.min or self.max is not None and len(v) > self.max:
+        if not isinstance(v, (list, tuple)) or not self._fits(v):
             raise SpecError(f"must be {self.what}, got {short(v)}")
         return tuple(self.of.resolve(x, ev) for x in v)
 

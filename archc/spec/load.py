@@ -159,6 +159,18 @@ def loads(text: str, file: str, ops, overrides: dict | None = None, limits: Limi
     return _finish(reading.parse(text, file, folder), ops, overrides)
 
 
+def scalar(text: str, what: str):
+    """A single value written outside a spec (`--set k=v`), read as a spec's values are: YAML, the numeric
+    policy. Raises SpecError naming `what`."""
+    try:
+        value, _, _ = _Reading(Limits()).compose(text, what)
+    except ArchcError as e:
+        raise SpecError(f"{what}: {e.message}") from None
+    if isinstance(value, (dict, list)):
+        raise SpecError(f"{what}: expected a number or true/false, got {_short(value)}")
+    return value
+
+
 def _finish(spec: Spec, ops, overrides: dict | None) -> Spec:
     if "library" in spec.data:
         raise SpecError(f"{spec.file} is a block library ({spec.name!r}): import it from a spec",

@@ -53,6 +53,8 @@ class _Generator:
             case List():
                 s = {"type": "array", "items": self.of(kind.of), **({"minItems": kind.min} if kind.min else {}),
                      **({"maxItems": kind.max} if kind.max is not None else {})}
+                if kind.sizes:
+                    s["anyOf"] = [{"minItems": n, "maxItems": n} for n in kind.sizes]
                 return {"anyOf": [s, {"type": "string"}]} if kind.expr else s
             case g.OneOf():
                 return {"anyOf": [self.of(a) for a in kind.alternatives]}

@@ -46,6 +46,7 @@ class ArchcModule(nn.Module):
         self.output_names = [o.name for o in graph.outputs]
         slot = {n: i for i, n in enumerate(order)}
         self._plans = {training: self._plan(s, slot) for training, s in graph.meta["schedules"].items()}
+        self._sample = tuple(graph[graph.input].shape)  # per sample: [C, H, W] or [F]
 
     def _plan(self, s: Schedule, slot: dict[str, int]):
         """Steps (module, input slots, output slot, slots to free after) over value slots (the input's is 0)."""
@@ -54,6 +55,7 @@ class ArchcModule(nn.Module):
         return steps, [slot[o] for o in s.outputs], len(slot)
 
     def forward(self, x: torch.Tensor):
+        self._check_input(x)
         steps, outputs, size = self._plans[self.training]
         values: list = [None] * size
         values[0] = x
@@ -64,6 +66,19 @@ class ArchcModule(nn.Module):
         if len(outputs) == 1:
             return values[outputs[0]]
         return tuple(values[i] for i in outputs)
+
+    def _check_input(self, x) -> None:
+        """A batch of the spec's input: [N, C, H, W] (H and W may differ from the spec's where the layers allow)
+        or [N, F]; anything else is refused here, naming the shape expected, rather than deep inside a layer."""
+        sample = self._sample
+        if not isinstance(x, torch.Tensor) or x.dim() != len(sample) + 1 or x.shape[1] != sample[0] or \
+                len(sample) == 1 and x.shape[1:] != sample:
+            from archc.errors import ShapeError
+
+            want = "[N, " + ", ".join(map(str, sample[:1] + (("H", "W") if len(sample) == 3 else ()))) + "]"
+            got = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ShapeError(f"{self.name}: forward expects a batch of inputs {want} (the spec's input is "
+                             f"{list(sample)}), got {got}")
 
     def node_modules(self) -> dict[str, nn.Module]:
         """The module that computes each graph node (parameter-free modules may serve several nodes)."""
