@@ -18,7 +18,7 @@ from archc.errors import ArchcError, Diagnostics, ExprError, LimitError, ShapeEr
 from archc.ir.graph import Graph, Node, Output
 from archc.ir.ops import INTERNAL, JOIN, OPS, STATEFUL, Op
 from archc.ir.scope import Modules, Scope, is_unit
-from archc.spec.expr import UNKNOWN, UnknownValue, evaluate, number, show
+from archc.spec.expr import MAX_MAGNITUDE, UNKNOWN, UnknownValue, evaluate, show
 from archc.spec.grammar import CONSTRUCTS, PROBABILITY
 from archc.spec.kinds import REQUIRED, VALUE, Bool, Int
 from archc.spec.limits import ITEM_DEPTH
@@ -110,21 +110,20 @@ class _Expander:
         if any(i is POISON for i in inputs):
             return POISON
         self.step(len(inputs), at, module)
+        loc = at.loc()
         try:
             shape = OPS[op].shape(attrs, [self.g[i].shape for i in inputs])
         except ShapeError as e:
-            raise ShapeError(e.message, at.loc(), module) from None
-        try:
-            for d in shape:
-                number(d)
-        except ExprError as e:
-            raise ShapeError(f"{op} output shape [{', '.join(map(show, shape))}]: {e.message}", at.loc(),
-                             module) from None
-        name = self.modules.claim(module, op, attrs, STATEFUL in OPS[op], at.loc())
+            raise ShapeError(e.message, loc, module) from None
+        if not all(-MAX_MAGNITUDE <= d <= MAX_MAGNITUDE for d in shape):  # computed sizes: the numeric policy
+            big = next(d for d in shape if not -MAX_MAGNITUDE <= d <= MAX_MAGNITUDE)
+            raise ShapeError(f"{op} output shape [{', '.join(map(show, shape))}]: {show(big)} is out of range "
+                             "(numbers are finite and within +-2^62)", loc, module)
+        name = self.modules.claim(module, op, attrs, STATEFUL in OPS[op], loc)
         if len(self.g) >= self.limits.nodes:
             self.stop(self.fail(f"the spec expands to more than {self.limits.nodes:,} nodes "
                                 f"{self.limits.exceeded('nodes')}", at, module, LimitError))
-        self.g.add(Node(name, op, attrs, module, at.loc(), shape), inputs)
+        self.g.add(Node(name, op, attrs, module, loc, shape), inputs)
         return name
 
     def internal(self, op: str, attrs: dict, inputs: list, scope: Scope, at: Where):
@@ -346,13 +345,14 @@ class _Expander:
         return x
 
 
-def _scalars(v) -> int:
-    """How many values a written argument holds (a connection table's entries): the work of resolving it."""
+def _scalars(v, in_list: bool = False) -> int:
+    """How many values the lists of written arguments hold (a connection table's entries): the work of resolving
+    and checking them, beyond the item's own step."""
     if isinstance(v, dict):
         return sum(_scalars(x) for x in v.values())
     if isinstance(v, list):
-        return sum(_scalars(x) for x in v)
-    return 1
+        return sum(_scalars(x, True) for x in v)
+    return int(in_list)
 
 
 def _has_expression(v) -> bool:

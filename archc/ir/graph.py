@@ -48,12 +48,14 @@ class Graph:
         self.outputs: list[Output] = []
         self.warnings: list = []
         self.meta: dict = {}  # what passes found about the whole graph (schedules)
+        self._nodes: dict[str, Node] = {}  # name -> Node (also stored on the networkx node), for fast lookup
         self._order: list[str] | None = None
-        self._inputs: dict[str, list[str]] = {}  # read from the edges, kept until the graph changes
+        self._inputs: dict[str, list[str]] = {}  # read from the edges (or given to add), kept until surgery
+        self._in_insertion_order = True  # nodes were only added (or erased): insertion order is topological
 
     # -- reading ------------------------------------------------------------------------------------------
     def __getitem__(self, name: str) -> Node:
-        return self.nx.nodes[name]["node"]
+        return self._nodes[name]
 
     def __contains__(self, name: str) -> bool:
         return name in self.nx
@@ -82,10 +84,14 @@ class Graph:
         return any(o.node == name for o in self.outputs)
 
     def order(self) -> list[str]:
-        """Topological order, ties broken by insertion order (the order the spec was written in)."""
+        """Topological order, ties broken by insertion order (the order the spec was written in). A graph that was
+        only added to (each node after its inputs) is in that order already: no sort."""
         if self._order is None:
-            rank = {n: i for i, n in enumerate(self.nx)}
-            self._order = list(nx.lexicographical_topological_sort(self.nx, key=rank.__getitem__))
+            if self._in_insertion_order:
+                self._order = list(self.nx)
+            else:
+                rank = {n: i for i, n in enumerate(self.nx)}
+                self._order = list(nx.lexicographical_topological_sort(self.nx, key=rank.__getitem__))
         return self._order
 
     def nodes(self) -> list[Node]:
@@ -96,19 +102,23 @@ class Graph:
     def add(self, node: Node, inputs: list[str]) -> Node:
         if node.name in self.nx:
             raise GraphError(f"node {node.name!r} exists")
+        if any(i not in self.nx for i in inputs):
+            raise GraphError(f"node {node.name!r} reads {[i for i in inputs if i not in self.nx]}, not in the graph")
         self.nx.add_node(node.name, node=node)
+        self._nodes[node.name] = node
         for i, src in enumerate(inputs):
             self.nx.add_edge(src, node.name, key=i)
         if INPUT in OPS[node.op]:
             self.input = node.name
-        self._changed()
+        self._order = None  # an addition keeps the other nodes' inputs and, after its inputs, the order
+        self._inputs[node.name] = list(inputs)
         return node
 
     def set_inputs(self, name: str, inputs: list[str]) -> None:
         self.nx.remove_edges_from(list(self.nx.in_edges(name, keys=True)))
         for i, src in enumerate(inputs):
             self.nx.add_edge(src, name, key=i)
-        self._changed()
+        self._changed(reordered=True)
 
     def replace_all_uses(self, old: str, new: str) -> None:
         """Every reader of `old` (nodes, at the same input positions, and outputs) reads `new` instead; `new`
@@ -121,31 +131,35 @@ class Graph:
         for o in self.outputs:
             if o.node == old:
                 o.node = new
-        self._changed()
+        self._changed(reordered=True)
 
     def erase(self, name: str) -> None:
         """Remove a node nothing reads."""
         if self.users(name) or self.is_output(name):
             raise GraphError(f"cannot erase {name!r}: it is still read")
         self.nx.remove_node(name)
+        del self._nodes[name]
         self._changed()
 
     def copy(self) -> Graph:
         return copy.deepcopy(self)
 
-    def _changed(self) -> None:
+    def _changed(self, reordered: bool = False) -> None:
         self._order, self._inputs = None, {}
+        self._in_insertion_order &= not reordered
 
     # -- invariants ---------------------------------------------------------------------------------------
     def lint(self) -> None:
         """Structural invariants every pass must keep; a failure is a bug in archc (GraphError)."""
-        if not nx.is_directed_acyclic_graph(self.nx):
+        rank = {n: i for i, n in enumerate(self.nx)}
+        if any(rank[u] >= rank[v] for u, v in self.nx.edges()) and not nx.is_directed_acyclic_graph(self.nx):
             raise GraphError(f"{self.name}: the graph has a cycle")
         inputs = [n for n in self if INPUT in OPS[self[n].op]]
         if inputs != [self.input]:
             raise GraphError(f"{self.name}: expected the one input {self.input!r}, found {inputs}")
-        for n in self:
-            node, keys = self[n], sorted(k for _, _, k in self.nx.in_edges(n, keys=True))
+        pred = self.nx.pred
+        for n, node in self.nx.nodes(data="node"):
+            keys = sorted(k for by_key in pred[n].values() for k in by_key)
             if node.name != n or node.op not in OPS:
                 raise GraphError(f"{n}: node named {node.name!r} with op {node.op!r}")
             if keys != list(range(len(keys))):

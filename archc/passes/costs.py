@@ -9,7 +9,7 @@ from archc.errors import ArchcError, LimitError
 from archc.ir.graph import Graph
 from archc.ir.ops import OPS, VIEW
 from archc.passes import register
-from archc.spec.expr import number
+from archc.spec.expr import MAX_MAGNITUDE, number
 from archc.spec.limits import Limits
 
 
@@ -23,10 +23,11 @@ def costs(g: Graph) -> None:
                    "macs": op.macs(node.attrs, in_shapes, node.shape),
                    "activations": 0 if VIEW in op else math.prod(node.shape)}
         for k, v in figures.items():  # computed figures follow the numeric policy too
-            try:
-                number(v, f" ({k} of this {node.op})")
-            except ArchcError as e:
-                raise LimitError(e.message, node.loc, node.name) from None
+            if not -MAX_MAGNITUDE <= v <= MAX_MAGNITUDE:
+                try:
+                    number(v, f" ({k} of this {node.op})")
+                except ArchcError as e:
+                    raise LimitError(e.message, node.loc, node.name) from None
         node.meta.update(figures)
 
 
@@ -45,7 +46,10 @@ def limits(g: Graph) -> None:
         raise LimitError(f"the module would hold {weights:,} parameters and buffers, this {big.op} "
                          f"{big.meta['params'] + big.meta['buffers']:,} of them {lim.exceeded('params')}",
                          big.loc, big.name)
-    most = max(peak(g, s) for s in g.meta["schedules"].values())
+    schedules = g.meta["schedules"]
+    g.meta["peak"] = {False: peak(g, schedules[False])}  # the figure the report quotes, computed once
+    g.meta["peak"][True] = g.meta["peak"][False] if schedules[True] == schedules[False] else peak(g, schedules[True])
+    most = max(g.meta["peak"].values())
     if most > lim.activations:
         big = max(g.nodes(), key=lambda n: n.meta["activations"])
         raise LimitError(f"one sample's forward pass would hold {most:,} activation values at once, this "

@@ -25,7 +25,7 @@ class Limits:
     bytes: int = 1 << 20  # a spec file and its libraries together (an embedded checkpoint spec alike)
     yaml_nodes: int = 200_000  # YAML values of the spec and its libraries, aliases expanded
     nodes: int = 100_000  # graph nodes after expansion
-    steps: int = 1_000_000  # expansion work: items expanded (those `when:` leaves out too) and node inputs
+    steps: int = 500_000  # expansion work: items expanded (those `when:` leaves out too), node inputs, table entries
     repeat: int = 10_000  # a repeat's count, a dense block's layers
     params: int = 1_000_000_000  # parameters and buffers the module allocates (4 GB in fp32)
     activations: int = 1_000_000_000  # values one sample's forward pass holds at once (its peak)
@@ -34,7 +34,7 @@ class Limits:
         "bytes": "bytes of a spec and its libraries together",
         "yaml_nodes": "YAML values of a spec and its libraries, aliases expanded",
         "nodes": "graph nodes after expansion",
-        "steps": "expansion steps: items expanded (also those `when:` leaves out) and node inputs",
+        "steps": "expansion steps: items expanded (also those `when:` leaves out), node inputs, table entries",
         "repeat": "a repeat's count and a dense block's layers",
         "params": "parameters and buffers of the built module",
         "activations": "values one sample's forward pass holds at once (its peak)",

@@ -10,7 +10,9 @@ really is), and never from outside that folder.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -20,6 +22,7 @@ import yaml
 
 from archc.errors import ArchcError, Loc, SpecError
 from archc.spec.expr import number
+from archc.spec.kinds import NAME
 from archc.spec.limits import IMPORT_DEPTH, YAML_DEPTH, Limits
 from archc.spec.read import read
 from archc.spec.tree import Program
@@ -31,6 +34,7 @@ _MERGE_KEY = object()  # a `<<` key, before its value is merged
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when present; the same events either way
 
 YPath = tuple  # a path into the YAML document: keys and list indices
+_NAME_RE = re.compile(NAME)
 
 
 @dataclass
@@ -188,7 +192,7 @@ def _check_schema(spec: Spec, ops) -> None:
     disagree, the document is refused, located, rather than let through.
 
     A subtree the schema's definitions (item, node, ...) accept once is accepted again without another walk, so a
-    spec of many identical items costs one check per distinct item."""
+    spec of many alike items (alike up to their names: see _canonical) costs one check per distinct item."""
     from jsonschema.exceptions import best_match
 
     validator = _validator(ops)
@@ -213,18 +217,18 @@ def _validator(ops):
 
     key = (tuple(ops), tuple(CONSTRUCTS))
     if key not in _VALIDATORS:
-        import json
-
         import jsonschema
 
         from archc.spec.schema import generate
 
+        schema = generate(ops)
+        words = _words(schema)
         base = jsonschema.Draft202012Validator
         plain_ref = base.VALIDATORS["$ref"]
 
         def ref(validator, ref, instance, schema):
             """$ref, remembering the subtrees a definition accepted."""
-            seen = (ref, json.dumps(instance, sort_keys=True))
+            seen = (ref, _canonical(instance, words))
             if seen in _VALID:
                 return
             errors = list(plain_ref(validator, ref, instance, schema))
@@ -233,8 +237,42 @@ def _validator(ops):
             yield from errors
 
         cls = jsonschema.validators.extend(base, {"$ref": ref})
-        _VALIDATORS[key] = cls(generate(ops))
+        _VALIDATORS[key] = cls(schema)
     return _VALIDATORS[key]
+
+
+def _words(schema) -> frozenset:
+    """Every string the schema holds (property names, required keys, enums, patterns...)."""
+    found, todo = set(), [schema]
+    while todo:
+        v = todo.pop()
+        if isinstance(v, dict):
+            found.update(v)
+            todo.extend(v.values())
+        elif isinstance(v, list):
+            todo.extend(v)
+        elif isinstance(v, str):
+            found.add(v)
+    return frozenset(found)
+
+
+def _canonical(v, words: frozenset) -> str:
+    """A subtree as the schema sees it: exact JSON, except that a mapping's keys that are valid names the schema
+    never mentions (item, parameter and block names) are numbered in order rather than spelt. The schema treats
+    such keys alike (they all match the name pattern, none is a property, a required key or an enum value of it),
+    so two subtrees with one canonical form are both valid or both invalid."""
+    if isinstance(v, dict):
+        parts, free = [], 0
+        for k, x in v.items():
+            if k not in words and _NAME_RE.match(k):
+                parts.append(f"#{free}:{_canonical(x, words)}")
+                free += 1
+            else:
+                parts.append(f"{json.dumps(k)}:{_canonical(x, words)}")
+        return "{" + ",".join(parts) + "}"
+    if isinstance(v, list):
+        return "[" + ",".join(_canonical(x, words) for x in v) + "]"
+    return json.dumps(v)
 
 
 class _Reading:
