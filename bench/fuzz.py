@@ -241,7 +241,7 @@ def structure(rng: random.Random, folder: Path) -> list[str]:
         text = HEAD + "import: [lib.yaml]\ngraph:\n  - relu\n"
         if rng.random() < 0.5:
             spec.symlink_to(folder / "lib.yaml")
-            return ["validate", str(spec)]
+            return ["validate", spec]
     elif kind == "symlink":
         outside = folder.parent / f"outside-{folder.name}"
         outside.mkdir(exist_ok=True)
@@ -253,7 +253,7 @@ def structure(rng: random.Random, folder: Path) -> list[str]:
         text = HEAD + "graph:\n" + "  - relu\n" * count
     if not spec.exists():
         spec.write_text(text)
-    return [rng.choice(["validate", "compile"]), str(spec)]
+    return [rng.choice(["validate", "compile"]), spec]
 
 
 # -- checkpoints -----------------------------------------------------------------------------------------------
@@ -326,6 +326,10 @@ def checkpoint(rng: random.Random, folder: Path) -> Path:
 
 
 # -- one case -----------------------------------------------------------------------------------------------
+def command(cmd: str, spec) -> list[str]:
+    return [cmd, str(spec), *(SMALL if cmd == "compile" else [])]
+
+
 class Hang(BaseException):
     """A case past TIMEOUT (BaseException: no `except Exception` of archc's may take it for its own)."""
 
@@ -356,19 +360,19 @@ def make_case(case: int, total: int, folder: Path) -> tuple[str, list[str] | tup
             (folder / "lib").mkdir(exist_ok=True)
             shutil.copy(ROOT / "specs" / "lib" / "resnet.yaml", folder / "lib" / "resnet.yaml")
         spec.write_text(text, errors="surrogatepass")
-        return family, [rng.choice(["validate", "validate", "compile"]), str(spec), *SMALL]
+        return family, command(rng.choice(["validate", "validate", "compile"]), spec)
     if family == "graphs":
         doc = {"archc": 1, "name": "fuzz", "input": rng.choice([[3, 16, 16], [8], [3, 32], [0], "x"]),
                "graph": [random_graph(rng) for _ in range(rng.randint(1, 6))]}
         if rng.random() < 0.3:
             doc["blocks"] = {"b": {"args": {"w": rng.choice(["int", 3, "x"])}, "seq": [random_graph(rng)]}}
         spec.write_text(dump(doc))
-        return family, [rng.choice(["validate", "compile"]), str(spec), *SMALL]
+        return family, command(rng.choice(["validate", "compile"]), spec)
     if family == "yaml":
         spec.write_bytes(random_yaml(rng).encode("utf-8", "surrogatepass"))
         return family, ["validate", str(spec)]
     if family == "structures":
-        return family, [*structure(rng, folder), *SMALL]
+        return family, command(*structure(rng, folder))
     if family == "checkpoints":
         return family, ("checkpoint", str(checkpoint(rng, folder)))
     # cli: odd option values
@@ -429,7 +433,7 @@ def run_case(case: int, total: int, folder: Path) -> dict:
     lines = [line for line in text.splitlines() if line]
     ok = rc in (0, 2) and "Traceback" not in text and (rc == 0 or bool(lines))
     return {"case": case, "family": family, "rc": rc, "seconds": round(seconds, 4), "ok": ok,
-            "said": "" if ok else text[-400:]}
+            "first": lines[0][:160] if lines else "", "said": "" if ok else text[-400:]}
 
 
 def _worker(args) -> dict:
