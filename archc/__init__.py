@@ -12,6 +12,8 @@ expansion) -> passes (analysis, inference rewriting) -> analysis/report -> backe
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from pathlib import Path
 
 from archc.errors import ArchcError, ArchcErrors, CheckpointError, ExprError, LimitError, ShapeError, SpecError
@@ -22,13 +24,27 @@ __all__ = ["load", "loads", "analyze", "validate", "build", "fuse", "Spec", "Lim
            "ArchcError", "ArchcErrors", "SpecError", "ShapeError", "ExprError", "LimitError", "CheckpointError"]
 
 
+@contextlib.contextmanager
+def _no_gc():
+    """The cycle collector off while a spec is read, expanded and built: those allocate many objects and free
+    few, and a big spec spent ~40% of its time in collections. Re-enabled by the outermost caller."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def load(path: str | Path, *, limits: Limits | dict | None = None, **params) -> Spec:
     """Read and check a spec, overriding its `params:` (as `--set`). `limits`: a Limits, or a mapping such as
     {"params": 5_000_000_000} raising some limits (see archc.Limits and the README's *Limits*)."""
     from archc.ir.ops import spec_ops
     from archc.spec.load import load as _load
 
-    return _load(path, spec_ops(), params, limits)
+    with _no_gc():
+        return _load(path, spec_ops(), params, limits)
 
 
 def loads(text: str, file: str = "<string>", *, limits: Limits | dict | None = None, **params) -> Spec:
@@ -36,7 +52,8 @@ def loads(text: str, file: str = "<string>", *, limits: Limits | dict | None = N
     from archc.ir.ops import spec_ops
     from archc.spec.load import loads as _loads
 
-    return _loads(text, file, spec_ops(), params, limits)
+    with _no_gc():
+        return _loads(text, file, spec_ops(), params, limits)
 
 
 def _spec(spec_or_path, params, limits) -> Spec:
@@ -53,8 +70,9 @@ def analyze(spec_or_path, check: bool = True, *, limits: Limits | dict | None = 
     from archc.ir.expand import expand
     from archc.passes import ANALYSIS, run
 
-    spec = _spec(spec_or_path, params, limits)
-    analysis = Analysis(spec, run(expand(spec), ANALYSIS))
+    with _no_gc():
+        spec = _spec(spec_or_path, params, limits)
+        analysis = Analysis(spec, run(expand(spec), ANALYSIS))
     if check and not spec.overrides:
         analysis.check_expect()
     return analysis
@@ -65,8 +83,9 @@ def validate(spec_or_path, *, limits: Limits | dict | None = None, **params):
     PyTorch modules refuse); never imports torch. Returns the Analysis."""
     from archc.backends.torch.names import check
 
-    analysis = analyze(spec_or_path, limits=limits, **params)
-    check(analysis.graph)
+    with _no_gc():
+        analysis = analyze(spec_or_path, limits=limits, **params)
+        check(analysis.graph)
     return analysis
 
 
@@ -75,9 +94,10 @@ def build(spec_or_path, *, limits: Limits | dict | None = None, **params):
     from archc.analysis import Analysis
     from archc.backends.torch.executor import ArchcModule
 
-    analysis = spec_or_path if isinstance(spec_or_path, Analysis) else \
-        analyze(spec_or_path, limits=limits, **params)
-    module = ArchcModule(analysis.graph)
+    with _no_gc():
+        analysis = spec_or_path if isinstance(spec_or_path, Analysis) else \
+            analyze(spec_or_path, limits=limits, **params)
+        module = ArchcModule(analysis.graph)
     module.analysis = analysis
     return module
 

@@ -18,8 +18,11 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     args = _parser().parse_args(argv)
+    from archc import _no_gc
+
     try:
-        return args.run(args)
+        with _no_gc():
+            return args.run(args)
     except ArchcError as e:
         _diagnose(e, args)
         return EXIT_SPEC

@@ -51,7 +51,7 @@ def limits(g: Graph) -> None:
     g.meta["peak"][True] = g.meta["peak"][False] if schedules[True] == schedules[False] else peak(g, schedules[True])
     most = max(g.meta["peak"].values())
     if most > lim.activations:
-        big = max(g.nodes(), key=lambda n: n.meta["activations"])
-        raise LimitError(f"one sample's forward pass would hold {most:,} activation values at once, this "
-                         f"{big.op}'s output {big.meta['activations']:,} of them {lim.exceeded('activations')}",
-                         big.loc, big.name)
+        big = max(g.nodes(), key=lambda n: n.meta["activations"])  # the first of the largest
+        which = "the input alone" if big.name == g.input else f"this {big.op}'s output"
+        raise LimitError(f"one sample's forward pass would hold {most:,} activation values at once, {which} "
+                         f"{big.meta['activations']:,} of them {lim.exceeded('activations')}", big.loc, big.name)
