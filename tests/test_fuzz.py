@@ -2,6 +2,8 @@
 another exception. Mutations of the real specs, and random documents, bounded to stay fast."""
 
 import random
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -83,3 +85,22 @@ def test_random_graphs_fail_cleanly(graph):
 @given(st.text(max_size=200))
 def test_random_text_fails_cleanly(text):
     analyze_or_error(text)
+
+
+# A slice of the fuzzing campaign (bench/fuzz.py: 10,000 cases, results in bench/results/fuzz.md): a few cases of
+# each family, the hostile structures at small sizes, each through the command line or checkpoint loader.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import fuzz  # noqa: E402
+
+TOTAL = 10_000
+SLICE = [case for name, _ in fuzz.FAMILIES
+         for case in [c for c in range(TOTAL) if fuzz.family_of(c, TOTAL) == name][:12:2]]
+
+
+@pytest.mark.parametrize("case", SLICE)
+def test_campaign_slice(case, tmp_path, monkeypatch):
+    import archc.passes
+
+    monkeypatch.setattr(archc.passes, "VERIFY_BETWEEN", False)  # as the campaign runs it
+    result = fuzz.run_case(case, TOTAL, tmp_path, small=True)
+    assert result["ok"], result
