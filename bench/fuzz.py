@@ -99,14 +99,23 @@ def hostile(rng: random.Random, depth: int = 0):
     return json.loads(json.dumps(v)) if isinstance(v, (dict, list)) else v
 
 
-def mutate_data(data, rng: random.Random):
+def target(data, rng: random.Random):
+    """A random value's place in a document: (its parent, its key or index), or None in an empty document."""
     targets = [p for p in paths(data) if p]
     if not targets:
-        return data
+        return None
     path = rng.choice(targets)
     parent = data
     for key in path[:-1]:
         parent = parent[key]
+    return parent, path[-1]
+
+
+def mutate_data(data, rng: random.Random):
+    if (place := target(data, rng)) is None:
+        return data
+    parent, key = place
+    path = (key,)
     r = rng.random()
     if r < 0.5:
         parent[path[-1]] = hostile(rng)

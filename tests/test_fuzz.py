@@ -14,26 +14,16 @@ import archc
 from archc.errors import ArchcError
 from conftest import SPECS
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import fuzz  # noqa: E402  (the campaign's generators; a slice of it runs below)
+
 SCALARS = [0, -1, 1, 3, 2**40, 0.5, -2.5, True, False, None, "", "x", "i", "1 +", "in_channels * 2",
            "relu", "conv", "2 if i == 0 else 1", [], {}, [1, 2], {"conv": {"out": 4, "k": 3}}, "bottleneck"]
 
 
-def paths(node, prefix=()):
-    yield prefix
-    if isinstance(node, dict):
-        for k, v in node.items():
-            yield from paths(v, prefix + (k,))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            yield from paths(v, prefix + (i,))
-
-
 def mutate(data, rng: random.Random):
-    targets = [p for p in paths(data) if p]
-    path = rng.choice(targets)
-    parent = data
-    for key in path[:-1]:
-        parent = parent[key]
+    parent, key = fuzz.target(data, rng)
+    path = (key,)
     choice = rng.random()
     if choice < 0.6:
         parent[path[-1]] = rng.choice(SCALARS)
@@ -89,9 +79,6 @@ def test_random_text_fails_cleanly(text):
 
 # A slice of the fuzzing campaign (bench/fuzz.py: 10,000 cases, results in bench/results/fuzz.md): a few cases of
 # each family, the hostile structures at small sizes, each through the command line or checkpoint loader.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench import fuzz  # noqa: E402
-
 TOTAL = 10_000
 SLICE = [case for name, _ in fuzz.FAMILIES
          for case in [c for c in range(TOTAL) if fuzz.family_of(c, TOTAL) == name][:12:2]]

@@ -449,3 +449,10 @@ def test_ninety_nine_thousand_relus_validate(tmp_path, big):
     f = write(tmp_path, HEAD + "graph:\n" + "  - relu\n" * 99_000)
     rc, out, err = run("validate", f, seconds=60)
     assert rc == 0 and "output out [3, 8, 8]" in out, err
+
+
+def test_computed_figures_follow_the_policy_too(tmp_path):
+    """A layer's MACs or activations beyond 2^62 are refused at that layer, so no total can overflow a float."""
+    f = write(tmp_path, "archc: 1\nname: t\ninput: [4, 2097152, 2097152]\ngraph:\n  - {conv: {out: 2097152, k: 1}}\n")
+    refused("validate", f, "--limit", "params=4e18", "activations=4e18", where=f"{f}:5:5",
+            words="(macs of this conv) is out of range")
