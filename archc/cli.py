@@ -60,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="print the analysis as JSON")
     c.add_argument("--depth", type=int, metavar="N", help="group the table by the first N names (layer1.0)")
     c.add_argument("-o", "--output", metavar="FILE", help="save the built module as an archc checkpoint (.pt)")
+    c.add_argument("--weights", metavar="FILE", help="load a state_dict (torchvision .pth, .safetensors, an archc "
+                                                     "checkpoint) into the module; report what did not match")
     c.set_defaults(run=_compile)
 
     v = sub.add_parser("validate", parents=[fmt], help="check specs (every check of compile, no module built)")
@@ -73,6 +75,15 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--depth", type=int, metavar="N", help="one box per module group (layer1.0)")
     d.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
     d.set_defaults(run=_dot)
+
+    w = sub.add_parser("view", help="write the graph as one self-contained interactive HTML page (or a PNG of it)")
+    w.add_argument("spec")
+    w.add_argument("--set", action="extend", nargs="+", default=[], metavar="K=V")
+    w.add_argument("--depth", type=int, metavar="N", help="open groups to N names at first (default: a small view)")
+    w.add_argument("-o", "--output", metavar="FILE", help="FILE.html (default: the spec's name .html in the current "
+                                                        "folder), or FILE.png: a screenshot by headless Chromium")
+    w.add_argument("--size", default="1600x1000", metavar="WxH", help="the screenshot's size in pixels")
+    w.set_defaults(run=_view)
 
     m = sub.add_parser("compare", help="compare specs: parameters, MACs, activation memory")
     m.add_argument("specs", nargs="+")
@@ -124,6 +135,10 @@ def _compile(args) -> int:
     from archc import report
 
     analysis = _validated(args.spec, args)
+    if args.weights:  # read before anything is printed: a file that is not weights fails first
+        from archc import weights
+
+        state = weights.read(args.weights)
     if not args.json:
         print(report.table(analysis, args.depth), flush=True)
     import archc
@@ -132,13 +147,19 @@ def _compile(args) -> int:
     built = sum(p.numel() for p in module.parameters())
     if built != analysis.params:  # the static count and the module must agree
         raise RuntimeError(f"built module has {built} parameters, analysis says {analysis.params}")
+    loaded = None
+    if args.weights:
+        loaded = weights.apply(module, *state, args.weights)
+        if not args.json:
+            print(loaded, flush=True)
     if args.output:
         from archc.checkpoint import save
 
         save(module, args.output)
     if args.json:
-        print(json.dumps({**analysis.to_dict(), "module": {"params": built,
-                                                           "state_dict": len(module.state_dict())}}, indent=1))
+        extra = {"weights": loaded.to_dict()} if loaded else {}
+        print(json.dumps({**analysis.to_dict(), "module": {"params": built, "state_dict": len(module.state_dict())},
+                          **extra}, indent=1))
     else:
         saved = f"; saved to {args.output}" if args.output else ""
         print(f"built nn.Module {module.name}: {built:,} parameters, "
@@ -171,6 +192,26 @@ def _dot(args) -> int:
             f.write(text)
     else:
         print(text, end="")
+    return EXIT_OK
+
+
+def _view(args) -> int:
+    from pathlib import Path
+
+    from archc.view import page
+
+    analysis = _analyze(args.spec, args)
+    html = page(analysis, args.depth)
+    out = Path(args.output or f"{Path(args.spec).stem}.html")
+    if out.suffix.lower() != ".png":
+        out.write_text(html, encoding="utf-8")
+        print(f"wrote {out}: {analysis.name}, {len(analysis.nodes()) - 1} ops, {len(html) // 1024} KiB, "
+              "self-contained (open it in a browser)")
+        return EXIT_OK
+    from archc.view.headless import screenshot
+
+    screenshot(html, out, args.size)
+    print(f"wrote {out}: {analysis.name} as headless Chromium shows it ({args.size})")
     return EXIT_OK
 
 

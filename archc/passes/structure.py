@@ -29,8 +29,7 @@ def verify(g: Graph) -> None:
 @register("mark_aux")
 def mark_aux(g: Graph) -> None:
     """Nodes needed only by auxiliary outputs run in train mode only: meta["aux"]."""
-    main = g.outputs[0].node
-    needed = nx.ancestors(g.nx, main) | {main}
+    needed = set().union(*(nx.ancestors(g.nx, o.node) | {o.node} for o in g.outputs if not o.aux))
     for n in g:
         g[n].meta["aux"] = n not in needed
 

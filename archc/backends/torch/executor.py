@@ -21,14 +21,16 @@ class Group(nn.Module):
 
 class ArchcModule(nn.Module):
     """Runs the analysed graph. forward(x) returns the main output; in train mode, when the spec has
-    auxiliary outputs, it returns the tuple (main, *aux) in spec order (`self.output_names`).
+    auxiliary outputs, it returns the tuple (main, *aux) in spec order (`self.output_names`); with `named`, a dict
+    of every output by name instead (`archc.build(..., features=[...])`).
     `modules`: module path -> a module to use instead of lowering the op (archc.fuse passes trained ones)."""
 
-    def __init__(self, graph: Graph, modules: dict[str, nn.Module] | None = None):
+    def __init__(self, graph: Graph, modules: dict[str, nn.Module] | None = None, named: bool = False):
         super().__init__()
         check(graph)
         self.graph = graph
         self.name = graph.name
+        self.named = named
         built = dict(modules or {})
         for node in graph.nodes():
             if node.name != graph.input and node.module not in built:
@@ -44,6 +46,7 @@ class ArchcModule(nn.Module):
         order = graph.order()
         self._modules_by_node = {n: built[graph[n].module] for n in order if n != graph.input}
         self.output_names = [o.name for o in graph.outputs]
+        self._names = {training: [o.name for o in graph.outputs if training or not o.aux] for training in (True, False)}
         slot = {n: i for i, n in enumerate(order)}
         self._plans = {training: self._plan(s, slot) for training, s in graph.meta["schedules"].items()}
 
@@ -61,6 +64,8 @@ class ArchcModule(nn.Module):
             values[out] = module(*[values[i] for i in inputs])
             for i in free:
                 values[i] = None
+        if self.named:
+            return {name: values[i] for name, i in zip(self._names[self.training], outputs)}
         if len(outputs) == 1:
             return values[outputs[0]]
         return tuple(values[i] for i in outputs)
