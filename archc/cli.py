@@ -85,9 +85,13 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--size", default="1600x1000", metavar="WxH", help="the screenshot's size in pixels")
     w.set_defaults(run=_view)
 
-    m = sub.add_parser("compare", help="compare specs: parameters, MACs, activation memory")
+    m = sub.add_parser("compare", help="compare specs: parameters, MACs, activation memory, published accuracy")
     m.add_argument("specs", nargs="+")
+    m.add_argument("--set", action="extend", nargs="+", default=[], metavar="K=V",
+                   help="override parameters of every spec given (each must declare them)")
     m.add_argument("--json", action="store_true")
+    m.add_argument("--plot", metavar="FILE", help="also draw the lecture's chart: accuracy against MACs, bubble "
+                                                  "area ~ parameters (.svg, .png, .pdf; needs matplotlib)")
     m.set_defaults(run=_compare)
 
     s = sub.add_parser("schema", help="print the spec JSON Schema (archc/spec/schema.json is this)")
@@ -218,11 +222,17 @@ def _view(args) -> int:
 def _compare(args) -> int:
     from archc import report
 
-    analyses = [_analyze(path, argparse.Namespace(set=[])) for path in args.specs]
+    analyses = [_analyze(path, args) for path in args.specs]
     if args.json:
         print(json.dumps([{k: v for k, v in a.to_dict().items() if k != "layers"} for a in analyses], indent=1))
     else:
         print(report.comparison(analyses))
+    if args.plot:
+        from archc.chart import plot
+
+        for note in plot(analyses, args.plot):
+            print(f"archc: not on the accuracy chart: {note}", file=sys.stderr)
+        print(f"wrote {args.plot}", file=sys.stderr if args.json else sys.stdout)
     return EXIT_OK
 
 
