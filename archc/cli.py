@@ -82,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--depth", type=int, metavar="N", help="open groups to N names at first (default: a small view)")
     w.add_argument("-o", "--output", metavar="FILE", help="FILE.html (default: the spec's name .html in the current "
                                                         "folder), or FILE.png: a screenshot by headless Chromium")
+    w.add_argument("--select", metavar="NAME", help="a node or module group shown and selected at first")
     w.add_argument("--size", default="1600x1000", metavar="WxH", help="the screenshot's size in pixels")
     w.set_defaults(run=_view)
 
@@ -93,6 +94,28 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--plot", metavar="FILE", help="also draw the lecture's chart: accuracy against MACs, bubble "
                                                   "area ~ parameters (.svg, .png, .pdf; needs matplotlib)")
     m.set_defaults(run=_compare)
+
+    e = sub.add_parser("export", help="write the module as ONNX, a torch.export program or TorchScript, checked")
+    e.add_argument("spec")
+    e.add_argument("--set", action="extend", nargs="+", default=[], metavar="K=V")
+    e.add_argument("--format", required=True, choices=("onnx", "pt2", "torchscript"))
+    e.add_argument("--fused", action="store_true", help="export archc.fuse(module): BN folded, conv+BN+act fused")
+    e.add_argument("--weights", metavar="FILE", help="load these weights first (as compile --weights)")
+    e.add_argument("-o", "--output", metavar="FILE", help="default: the spec's name[.fused].onnx|.pt2|.pt")
+    e.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
+    e.add_argument("--no-check", action="store_true", help="skip running the export against the module")
+    e.set_defaults(run=_export)
+
+    b = sub.add_parser("bench", help="latency and throughput: eager, eager channels_last and archc.fuse, side by side")
+    b.add_argument("spec")
+    b.add_argument("--set", action="extend", nargs="+", default=[], metavar="K=V")
+    b.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    b.add_argument("--batch", default="1,8", metavar="N,N,...", help="batch sizes (default 1,8)")
+    b.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
+    b.add_argument("--runs", type=int, default=11, help="timed runs of each variant, interleaved (default 11)")
+    b.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default 2)")
+    b.add_argument("--json", action="store_true", help="print the measurements as JSON")
+    b.set_defaults(run=_bench)
 
     s = sub.add_parser("schema", help="print the spec JSON Schema (archc/spec/schema.json is this)")
     s.set_defaults(run=_schema)
@@ -205,7 +228,7 @@ def _view(args) -> int:
     from archc.view import page
 
     analysis = _analyze(args.spec, args)
-    html = page(analysis, args.depth)
+    html = page(analysis, args.depth, args.select)
     out = Path(args.output or f"{Path(args.spec).stem}.html")
     if out.suffix.lower() != ".png":
         out.write_text(html, encoding="utf-8")
@@ -233,6 +256,36 @@ def _compare(args) -> int:
         for note in plot(analyses, args.plot):
             print(f"archc: not on the accuracy chart: {note}", file=sys.stderr)
         print(f"wrote {args.plot}", file=sys.stderr if args.json else sys.stdout)
+    return EXIT_OK
+
+
+def _export(args) -> int:
+    from pathlib import Path
+
+    import archc
+    from archc import export, weights
+
+    analysis = _validated(args.spec, args)
+    state = weights.read(args.weights) if args.weights else None
+    module = archc.build(analysis)
+    if state:
+        print(weights.apply(module, *state, args.weights), flush=True)
+    module = archc.fuse(module) if args.fused else module.eval()
+    out = Path(args.output or f"{Path(args.spec).stem}{'.fused' if args.fused else ''}{export.FORMATS[args.format]}")
+    print(export.export(module, args.format, out, check=not args.no_check, opset=args.opset or export.OPSET))
+    return EXIT_OK
+
+
+def _bench(args) -> int:
+    from archc import bench
+
+    try:
+        batches = [int(b) for b in args.batch.split(",")]
+    except ValueError:
+        raise SpecError(f"--batch {args.batch!r}: expected sizes separated by commas, such as 1,8,32") from None
+    result = bench.bench(_analyze(args.spec, args).spec, args.device, batches, args.dtype, args.runs, args.warmup,
+                         progress=bench.stderr_progress)
+    print(json.dumps(result, indent=1) if args.json else bench.table(result))
     return EXIT_OK
 
 

@@ -9,12 +9,15 @@ file:line; the totals; search by name. `archc view -o x.png` screenshots the pag
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from importlib import resources
 
 from archc.analysis import Analysis
+from archc.errors import SpecError
 from archc.ir.ops import OPS
+from archc.passes.outputs import groups
 from archc.spec.kinds import REQUIRED
 
 # Colour keys, by category, first match wins (view.css colours them); the key of an op with none is "other".
@@ -43,9 +46,13 @@ def args_text(op: str, attrs: dict) -> str:
     return " ".join(parts)
 
 
-def data(a: Analysis, depth: int | None = None) -> dict:
-    """Everything the page shows, as JSON-ready data."""
+def data(a: Analysis, depth: int | None = None, select: str | None = None) -> dict:
+    """Everything the page shows, as JSON-ready data. `select`: a node or group shown and selected at first."""
     g = a.graph
+    if select is not None and select not in g and select not in groups(g):
+        close = difflib.get_close_matches(select, [*g, *groups(g)], n=1)
+        raise SpecError(f"--select: {a.name} has no node or module group {select!r}"
+                        + (f" (did you mean {close[0]!r}?)" if close else ""))
     totals = {k: v for k, v in a.to_dict().items() if k not in ("layers", "warnings")}
     nodes = []
     for row, n in zip(a.layers(), a.nodes()):
@@ -58,7 +65,7 @@ def data(a: Analysis, depth: int | None = None) -> dict:
     return {"name": a.name, "file": a.spec.file, "source": a.spec.data.get("source", ""),
             "overrides": dict(a.spec.overrides), "totals": totals, "warnings": [str(w) for w in a.warnings],
             "outputs": [{"name": o.name, "node": o.node, "aux": o.aux} for o in g.outputs],
-            "nodes": nodes, "depth": depth}
+            "nodes": nodes, "depth": depth, "select": select}
 
 
 def _asset(name: str) -> str:
@@ -72,10 +79,11 @@ def _inline(text: str) -> str:
     return text
 
 
-def page(a: Analysis, depth: int | None = None) -> str:
-    """The HTML page: one file, nothing fetched. `depth`: groups open to that many names (default: the deepest
-    level that keeps the first view small)."""
-    payload = json.dumps(data(a, depth), separators=(",", ":")).replace("<", "\\u003c")  # JSON stays JSON
+def page(a: Analysis, depth: int | None = None, select: str | None = None) -> str:
+    """The HTML page: one file, nothing fetched. `depth`: groups open to that many names (default: groups of
+    groups open while the first view stays small); `select`: a node or group shown and selected at first (the
+    page also takes one as its URL's #fragment)."""
+    payload = json.dumps(data(a, depth, select), separators=(",", ":")).replace("<", "\\u003c")  # JSON stays JSON
     title = f"{a.name} — archc view".replace("&", "&amp;").replace("<", "&lt;")
     slots = {"TITLE": title, "STYLE": _asset("view.css"), "DATA": payload,
              "LIBRARY": _inline(_asset("vendor/dagre.min.js")),

@@ -147,19 +147,24 @@ class Chromium:
             self.send(f"{domain}.enable", session=session)
         self.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1,
                                                           "mobile": False}, session=session)
-        page = Page(self, session)
+        page = Page(self, session, target)
         page.navigate(url)
         return page
 
 
 class Page:
-    def __init__(self, browser: Chromium, session: str):
-        self.browser, self.session = browser, session
+    def __init__(self, browser: Chromium, session: str, target: str):
+        self.browser, self.session, self.target = browser, session, target
         self.errors: list[str] = []  # console errors and uncaught exceptions, in order
         self.requests: list[str] = []  # every URL the page asked for
 
     def send(self, method: str, params: dict | None = None) -> dict:
         return self.browser.send(method, params, self.session)
+
+    def close(self) -> None:
+        """Close the tab."""
+        self.browser.send("Target.closeTarget", {"targetId": self.target})
+        self.browser.events(self.session)
 
     def navigate(self, url: str) -> None:
         self.send("Page.navigate", {"url": url})

@@ -1,0 +1,136 @@
+"""archc export: ONNX (checked by onnx.checker, run in onnxruntime against the module within 1e-4 relative, the
+spec's names on initializers and nodes), torch.export programs and TorchScript, of built and fused modules, over
+a spec that writes every op. ONNX tests skip where the onnx extra is not installed."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import archc
+from archc.export import OPSET, TOLERANCE, export, relative_error
+from archc.ir.ops import spec_ops
+
+EVERY_OP = """archc: 1
+name: every_op
+input: [4, 12, 12]
+graph:
+  - c: {conv: {out: 8, k: 3, pad: 1, groups: 2}}
+  - t: {conv: {out: 3, k: 3, table: [[0], [0, 1], [1, 2, 3]], bias: false}}
+  - b: bn
+  - r6: relu6
+  - p: {pad_channels: {out: 6}}
+  - l: {lrn: {size: 3}}
+  - s: sigmoid
+  - th: {tanh: {scale: 1.7159, slope: 0.6667}}
+  - mp: {maxpool: {k: 3, stride: 2, ceil: true}}
+  - a1: {avgpool: {k: 3, stride: 1, pad: 1, count_include_pad: false}}
+  - a2: {avgpool: {k: 3, stride: 1, pad: 1, divisor: 4}, from: mp}
+  - sm: {softmax: null, from: mp}
+  - id: {identity: null, from: mp}
+  - cat: {concat: null, from: [a1, a2]}
+  - sum: {add: null, from: [sm, id]}
+  - mn: {mean: {drop_path: 0.2}, from: [a1, sum]}
+  - r: relu
+  - cat2: {concat: null, from: [cat, r]}
+  - ad: {adaptive_avgpool: {size: [2, 3]}}
+  - dp: {drop_path: {p: 0.1}}
+  - do: {dropout: {p: 0.2}}
+  - g: gap
+  - f: flatten
+  - bn1: bn
+  - fc: {linear: {out: 12}}
+  - rb: {rbf: {out: 5}}
+"""
+
+
+@pytest.fixture(scope="module")
+def every_op():
+    torch.manual_seed(0)
+    m = archc.build(archc.loads(EVERY_OP, "every_op.yaml"))
+    with torch.no_grad():  # BatchNorm statistics that are not the identity
+        m.train()(torch.randn(8, 4, 12, 12))
+    return m.eval()
+
+
+def test_the_spec_writes_every_op(every_op):
+    assert set(spec_ops()) <= {n.op for n in every_op.graph.nodes()}
+
+
+def test_onnx_every_op_matches_pytorch(every_op, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    f = tmp_path / "every_op.onnx"
+    result = export(every_op, "onnx", f)
+    assert result.error is not None and result.error <= TOLERANCE and "onnxruntime" in result.checked
+    model = onnx.load(str(f))
+    onnx.checker.check_model(model, full_check=True)
+    assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [OPSET]
+    assert [i.name for i in model.graph.input] == ["input"] and [o.name for o in model.graph.output] == ["out"]
+    inits = {i.name for i in model.graph.initializer}
+    assert {"c.weight", "c.bias", "b.running_mean", "bn1.weight", "fc.weight", "rb.centres"} <= inits
+    names = {n.name for n in model.graph.node}
+    assert {"c", "fc", "mp", "a2/AveragePool", "a2/Mul"} <= names  # module paths (a2 made two nodes)
+    session = ort.InferenceSession(str(f), providers=["CPUExecutionProvider"])
+    for batch in (1, 5):  # the batch dimension is dynamic
+        x = torch.randn(batch, 4, 12, 12)
+        with torch.no_grad():
+            want = every_op(x)
+        assert relative_error(session.run(None, {"input": x.numpy()})[0], want) <= TOLERANCE
+
+
+def test_onnx_initializers_are_the_state_dict(tmp_path):
+    pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+
+    m = archc.build("specs/resnet18.yaml").eval()
+    export(m, "onnx", tmp_path / "r18.onnx")
+    inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(tmp_path / "r18.onnx")).graph.initializer}
+    for key, value in m.state_dict().items():
+        if not key.endswith("num_batches_tracked"):  # a training counter, not used by inference
+            assert (inits[key] == value.numpy()).all(), key  # BatchNorm stays as written: nothing folded in
+
+
+def test_fused_module_exports_everywhere(tmp_path):
+    pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    model = archc.build("examples/inception_resnet_cifar.yaml")
+    with torch.no_grad():
+        model.train()(torch.randn(8, 3, 32, 32))
+    fused = archc.fuse(model)
+    assert any(n.op == "conv_bn_act" for n in fused.graph.nodes())
+    for fmt in ("onnx", "pt2", "torchscript"):
+        result = export(fused, fmt, tmp_path / f"fused.{fmt}")
+        assert result.error <= TOLERANCE, fmt
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        want = model.eval()(x)
+    program = torch.export.load(str(tmp_path / "fused.pt2")).module()
+    assert relative_error(program(x), want) <= 1e-5  # the fused export computes the trained module's function
+    assert relative_error(torch.jit.load(str(tmp_path / "fused.torchscript"))(x), want) <= 1e-5
+
+
+@pytest.mark.parametrize("fmt", ["pt2", "torchscript"])
+def test_pt2_and_torchscript_every_op(every_op, tmp_path, fmt):
+    result = export(every_op, fmt, tmp_path / f"m.{fmt}")
+    assert result.error == 0.0 or result.error <= 1e-6
+
+
+def test_export_command(tmp_path):
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "lenet.onnx"
+    p = subprocess.run([sys.executable, "-m", "archc.cli", "export", "specs/lenet5.yaml", "--format", "onnx",
+                        "-o", str(out)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith(f"wrote {out} (ONNX opset {OPSET}; onnx.checker passed; onnxruntime: max relative "
+                               "difference ")
+    assert p.stderr == ""  # the exporters' chatter stays out
+
+
+def test_export_errors(tmp_path, capsys):
+    from archc import cli
+
+    assert cli.main(["export", "specs/lenet5.yaml", "--format", "pt2", "--weights", str(tmp_path / "no.pt")]) == 2
+    assert "cannot read weights" in capsys.readouterr().err
