@@ -83,6 +83,7 @@ def build(spec_or_path, weights=None, features=None, **params):
         analysis = Analysis(analysis.spec, select_outputs(analysis.graph.copy(), list(features)))
     module = ArchcModule(analysis.graph, named=features is not None)
     module.analysis = analysis
+    module.weights_report = None
     if weights is not None:
         import warnings
 

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import torch
 
-from archc.checkpoint import FORMAT
 from archc.errors import ArchcError
 
 WRAPPERS = ("module.", "_orig_mod.")  # DistributedDataParallel / DataParallel, torch.compile
@@ -78,7 +77,7 @@ def read(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
         first = (str(e).strip().splitlines() or [""])[0]
         raise ArchcError(f"cannot read weights {path}: not a file that torch.load(weights_only=True) reads "
                          f"({type(e).__name__}: {first})") from None
-    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+    if isinstance(obj, dict) and str(obj.get("format")).startswith("archc-checkpoint"):  # any version's weights
         return _tensors(obj.get("state_dict"), path), "archc checkpoint"
     if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         return _tensors(obj, path), "state_dict"

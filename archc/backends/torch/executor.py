@@ -30,7 +30,7 @@ class ArchcModule(nn.Module):
         check(graph)
         self.graph = graph
         self.name = graph.name
-        self.named = named
+        self._named = named
         built = dict(modules or {})
         for node in graph.nodes():
             if node.name != graph.input and node.module not in built:
@@ -64,7 +64,7 @@ class ArchcModule(nn.Module):
             values[out] = module(*[values[i] for i in inputs])
             for i in free:
                 values[i] = None
-        if self.named:
+        if self._named:
             return {name: values[i] for name, i in zip(self._names[self.training], outputs)}
         if len(outputs) == 1:
             return values[outputs[0]]
