@@ -81,7 +81,7 @@ def build(spec_or_path, weights=None, features=None, **params):
         from archc.passes.outputs import select_outputs
 
         analysis = Analysis(analysis.spec, select_outputs(analysis.graph.copy(), list(features)))
-    module = ArchcModule(analysis.graph, named=features is not None)
+    module = ArchcModule(analysis.graph)
     module.analysis = analysis
     module.weights_report = None
     if weights is not None:

@@ -1,6 +1,7 @@
 """Which values a module returns: `select_outputs` makes named internal values (a node, or the value leaving a
-module group such as `layer3`) the graph's outputs and prunes what none of them needs; `archc.build(...,
-features=[...])` runs it on a copy of the analysed graph."""
+module group such as `layer3`) the graph's outputs, marks them as returned by name (graph.meta["dict_outputs"],
+which the executor reads), and prunes what none of them needs; `archc.build(..., features=[...])` runs it on a
+copy of the analysed graph."""
 
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ def select_outputs(g: Graph, names: list[str]) -> Graph:
     if len(set(names)) != len(names):
         raise SpecError(f"features: a name is given twice ({', '.join(names)})")
     g.outputs = [Output(name, resolve(g, name), False) for name in names]
+    g.meta["dict_outputs"] = True  # the module returns {name: tensor}
     needed = set().union(*(nx.ancestors(g.nx, o.node) | {o.node} for o in g.outputs)) | {g.input}
     for n in reversed(g.order()):
         if n not in needed:

@@ -34,6 +34,6 @@ def fuse(model):
             continue
         fold = FOLD.get(node.op)
         modules[node.module] = fold(node.attrs, model.get_submodule) if fold else model.get_submodule(node.module)
-    fused = ArchcModule(g, modules, named=model._named).eval().to(memory_format=torch.channels_last)
+    fused = ArchcModule(g, modules).eval().to(memory_format=torch.channels_last)
     fused.analysis = model.analysis
     return fused
