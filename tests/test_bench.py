@@ -1,7 +1,6 @@
 """archc bench: the timing core shared with bench/ (one code path), and the command's output."""
 
 import json
-import subprocess
 import sys
 
 import pytest
@@ -49,13 +48,14 @@ def test_bench_result(tmp_path):
     assert "| batch | eager ms median (p20..p80) |" in bench.table(r)
 
 
-def test_bench_command_json():
-    p = subprocess.run([sys.executable, "-m", "archc.cli", "bench", "specs/lenet5.yaml", "--batch", "1,4", "--runs",
-                        "2", "--warmup", "1", "--json"], capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stderr
-    r = json.loads(p.stdout)
+def test_bench_command_json(capsys):
+    from archc import cli
+
+    assert cli.main(["bench", "specs/lenet5.yaml", "--batch", "1,4", "--runs", "2", "--warmup", "1", "--json"]) == 0
+    captured = capsys.readouterr()
+    r = json.loads(captured.out)
     assert r["name"] == "lenet5" and [b["batch"] for b in r["batches"]] == [1, 4]
-    assert "lenet5 batch 4: eager" in p.stderr  # the progress display
+    assert "lenet5 batch 4: eager" in captured.err  # the progress display
 
 
 @pytest.mark.parametrize("args,words", [

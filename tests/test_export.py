@@ -94,8 +94,12 @@ def test_onnx_every_op_matches_pytorch(every_op, tmp_path):
     onnx.checker.check_model(model, full_check=True)
     assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [OPSET]
     assert [i.name for i in model.graph.input] == ["input"] and [o.name for o in model.graph.output] == ["out"]
-    inits = {i.name for i in model.graph.initializer}
-    assert {"c.weight", "c.bias", "b.running_mean", "bn1.weight", "fc.weight", "rb.centres"} <= inits
+    from onnx import numpy_helper
+
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    for key, value in every_op.state_dict().items():  # the state_dict under its keys: BatchNorm stays as written
+        if not key.endswith("num_batches_tracked") and key != "t.weight":  # a training counter; the table conv's
+            assert (inits[key] == value.numpy()).all(), key                 # kernel is scattered into a dense one
     names = {n.name for n in model.graph.node}
     assert {"c", "fc", "mp", "a2/AveragePool", "a2/Mul"} <= names  # module paths (a2 made two nodes)
     session = ort.InferenceSession(str(f), providers=["CPUExecutionProvider"])
@@ -106,26 +110,12 @@ def test_onnx_every_op_matches_pytorch(every_op, tmp_path):
         assert relative_error(session.run(None, {"input": x.numpy()})[0], want) <= TOLERANCE
 
 
-def test_onnx_initializers_are_the_state_dict(tmp_path):
-    pytest.importorskip("onnxruntime")
-    onnx = pytest.importorskip("onnx")
-    from onnx import numpy_helper
-
-    m = small()
-    export(m, "onnx", tmp_path / "small.onnx")
-    inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(tmp_path / "small.onnx")).graph.initializer}
-    for key, value in m.state_dict().items():
-        if not key.endswith("num_batches_tracked"):  # a training counter, not used by inference
-            assert (inits[key] == value.numpy()).all(), key  # BatchNorm stays as written: nothing folded in
-
-
 def test_fused_module_exports_everywhere(tmp_path):
-    pytest.importorskip("onnxruntime")
     model = small()
     fused = archc.fuse(model)
     convs = [n.name for n in fused.graph.nodes() if n.op == "conv_bn_act"]
     assert len(convs) == 5 and sum(len(fused.graph.inputs(n)) == 2 for n in convs) == 1  # one adds the residual
-    for fmt in ("onnx", "pt2", "torchscript"):
+    for fmt in ("pt2", "torchscript"):  # ONNX: test_export_command
         result = export(fused, fmt, tmp_path / f"fused.{fmt}")
         assert result.error <= TOLERANCE, fmt
     x = torch.randn(3, 3, 16, 16)
@@ -143,15 +133,25 @@ def test_pt2_and_torchscript_every_op(every_op, tmp_path, fmt):
 
 
 def test_export_command(tmp_path, capfd):
+    """The fused module of a trained network to ONNX, from the command line."""
     pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
     from archc import cli
 
-    out = tmp_path / "lenet.onnx"
-    assert cli.main(["export", "specs/lenet5.yaml", "--format", "onnx", "-o", str(out)]) == 0
+    spec = tmp_path / "small.yaml"
+    spec.write_text(SMALL)
+    weights = tmp_path / "trained.pt"
+    torch.save(small().state_dict(), weights)
+    out = tmp_path / "small.onnx"
+    assert cli.main(["export", str(spec), "--format", "onnx", "--fused", "--weights", str(weights), "-o", str(out)]) == 0
     captured = capfd.readouterr()  # at the file descriptors: the exporters' and onnxruntime's chatter stays out
-    assert captured.out.startswith(f"wrote {out} (ONNX opset {OPSET}; onnx.checker passed; onnxruntime: max "
-                                   "relative difference ")
-    assert captured.err == ""
+    assert captured.out.splitlines()[-1].startswith(f"wrote {out} (ONNX opset {OPSET}; onnx.checker passed; "
+                                                    "onnxruntime: max relative difference ")
+    assert "32 of the module's 32 tensors loaded" in captured.out and captured.err == ""
+    model = onnx.load(str(out))
+    assert sum(n.op_type == "Conv" for n in model.graph.node) == 5 and not any(
+        n.op_type == "BatchNormalization" for n in model.graph.node)  # folded
+    assert {"stem.conv", "res.c"} <= {n.name.split("/")[0] for n in model.graph.node}
 
 
 def test_export_errors(tmp_path, capsys):

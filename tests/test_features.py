@@ -11,18 +11,18 @@ from archc.passes.outputs import resolve, select_outputs
 
 def test_resnet_backbone_returns_its_stages():
     torch.manual_seed(0)
-    full = archc.build("specs/resnet50.yaml").eval()
-    backbone = archc.build("specs/resnet50.yaml", features=["layer2", "layer3", "layer4"]).eval()
+    full = archc.build("specs/resnet18.yaml").eval()
+    backbone = archc.build("specs/resnet18.yaml", features=["layer2", "layer3", "layer4"]).eval()
     backbone.load_state_dict({k: v for k, v in full.state_dict().items() if not k.startswith("fc.")})
     x = torch.randn(2, 3, 64, 64)
     out = backbone(x)
     assert list(out) == ["layer2", "layer3", "layer4"]
-    assert [tuple(v.shape) for v in out.values()] == [(2, 512, 8, 8), (2, 1024, 4, 4), (2, 2048, 2, 2)]
+    assert [tuple(v.shape) for v in out.values()] == [(2, 128, 8, 8), (2, 256, 4, 4), (2, 512, 2, 2)]
     seen = []  # layer2's value is the last output of its last block's (shared) ReLU in the full network
-    full.get_submodule("layer2.3.relu").register_forward_hook(lambda mod, args, y: seen.append(y))
+    full.get_submodule("layer2.1.relu").register_forward_hook(lambda mod, args, y: seen.append(y))
     full(x)
     torch.testing.assert_close(out["layer2"], seen[-1])
-    assert backbone.analysis.params == full.analysis.params - 2049 * 1000  # no classifier
+    assert backbone.analysis.params == full.analysis.params - 513 * 1000  # no classifier
     assert backbone.analysis.params == sum(p.numel() for p in backbone.parameters())
     assert not hasattr(backbone, "fc")
 
