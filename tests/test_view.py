@@ -191,3 +191,14 @@ def test_search_reveals_and_selects(open_page):
     assert hit == "layer3.4.conv2"  # centred on screen and on top
     assert len(p.screenshot()) > 20_000
     assert p.errors == []
+
+
+@needs_browser
+def test_view_command_writes_png(tmp_path, capsys):
+    from archc import cli
+
+    out = tmp_path / "lenet.png"
+    assert cli.main(["view", "specs/lenet5.yaml", "-o", str(out), "--size", "900x600", "--select", "c3"]) == 0
+    assert "as headless Chromium shows it (900x600)" in capsys.readouterr().out
+    png = out.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == 900  # IHDR width
