@@ -2,8 +2,6 @@
 with a report of what matched; a changed head keeps its fresh weights; wrong files are located errors."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -126,8 +124,8 @@ def test_compile_weights_command(trained, tmp_path, capsys):
     assert report["matched"] == 122 and report["mismatched"] == [] and report["missing"] == []
 
 
-def test_compile_weights_error_before_any_output(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "archc.cli", "compile", SPEC, "--weights", str(tmp_path / "none.pt")],
-                       capture_output=True, text=True, timeout=120)
-    assert p.returncode == 2 and p.stdout == ""
-    assert p.stderr.strip() == f"cannot read weights {tmp_path / 'none.pt'}: no such file"
+def test_compile_weights_error_before_any_output(tmp_path, capsys):
+    assert cli.main(["compile", SPEC, "--weights", str(tmp_path / "none.pt")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.strip() == f"cannot read weights {tmp_path / 'none.pt'}: no such file"
