@@ -2,7 +2,7 @@
 or the reloaded program against the module, at most 1e-4 relative) for each. The suite exports a spec that writes
 every op; this is the campaign over specs/. Writes bench/results/export_check.md (rows kept after each spec).
 
-Usage: python bench/export_check.py [--specs resnet50 ...] [--formats onnx pt2 torchscript]
+Usage: python bench/export_check.py [--specs resnet50 ...] [--formats onnx pt2 torchscript] [--append]
 """
 
 from __future__ import annotations
@@ -17,18 +17,24 @@ import archc
 from archc.export import FORMATS, export
 
 
+SPECS = sorted(f.stem for f in (ROOT / "specs").glob("*.yaml"))
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--specs", nargs="+", default=sorted(f.stem for f in (ROOT / "specs").glob("*.yaml")))
+    p.add_argument("--specs", nargs="+", default=SPECS)
     p.add_argument("--formats", nargs="+", default=list(FORMATS), choices=list(FORMATS))
     p.add_argument("--out", default=str(ROOT / "bench/results/export_check.md"))
+    p.add_argument("--append", action="store_true", help="keep the rows already in --out (a run done in parts)")
     args = p.parse_args()
+    out_md = Path(args.out)
     import onnx
     import onnxruntime
 
     env = environment(onnx=onnx.__version__, onnxruntime=onnxruntime.__version__)
-    rows = []
-    for done, name in enumerate(args.specs, 1):
+    rows = [[c.strip() for c in line.strip("|\n").split("|")] for line in out_md.read_text().splitlines()[6:]
+            if line.startswith("| ")] if args.append and out_md.exists() else []
+    for name in args.specs:
         model = archc.build(ROOT / "specs" / f"{name}.yaml").eval()
         for fused in (False, True):
             module = archc.fuse(model) if fused else model
@@ -42,13 +48,14 @@ def main() -> None:
                     result = f"FAILED: {e}"
                 rows.append([name, "fused" if fused else "built", fmt, result, f"{time.monotonic() - t:.1f}"])
                 print(" | ".join(map(str, rows[-1])), flush=True)
-        text = (f"# Export check: specs built and fused, every format\n\n{done} of {len(args.specs)} specs done. "
-                f"`python bench/export_check.py`; "
+        done = len({row[0] for row in rows})
+        text = (f"# Export check: specs built and fused, every format\n\n{done} of the {len(SPECS)} specs in specs/ "
+                f"done. `python bench/export_check.py`; last run "
                 f"{env['date']}, {env['machine']}, torch {env['torch']}, onnx {env['onnx']}, onnxruntime "
                 f"{env['onnxruntime']}; the export's own check against the module "
                 "on a fresh batch of 3 (traced at 2): max relative difference, 1e-4 allowed.\n\n"
                 + markdown_table(["spec", "module", "format", "max rel. difference", "seconds"], rows) + "\n")
-        write_atomic(Path(args.out), text)
+        write_atomic(out_md, text)
 
 
 if __name__ == "__main__":
