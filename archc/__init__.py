@@ -89,16 +89,35 @@ def validate(spec_or_path, *, limits: Limits | dict | None = None, **params):
     return analysis
 
 
-def build(spec_or_path, *, limits: Limits | dict | None = None, **params):
-    """An nn.Module from a spec path, a Spec or an Analysis; `module.analysis` keeps its figures and graph."""
+def build(spec_or_path, weights=None, features=None, *, limits: Limits | dict | None = None, **params):
+    """An nn.Module from a spec path, a Spec or an Analysis; `module.analysis` keeps its figures and graph.
+
+    weights: a state_dict file to load (torchvision .pth, .safetensors, an archc checkpoint): every tensor whose
+    key and shape match; `module.weights_report` says what did not (archc/weights.py), with a warning.
+    features: names of nodes or module groups (`["layer2", "layer3", "layer4"]`): the module returns a dict of
+    those values instead, computing only what they need (the rest of the network is not built).
+    limits: a Limits, or a mapping raising some limits (see archc.Limits)."""
     from archc.analysis import Analysis
     from archc.backends.torch.executor import ArchcModule
 
     with _no_gc():
         analysis = spec_or_path if isinstance(spec_or_path, Analysis) else \
             analyze(spec_or_path, limits=limits, **params)
+        if features is not None:
+            from archc.passes.outputs import select_outputs
+
+            analysis = Analysis(analysis.spec, select_outputs(analysis.graph.copy(), list(features)))
         module = ArchcModule(analysis.graph)
     module.analysis = analysis
+    module.weights_report = None
+    if weights is not None:
+        import warnings
+
+        from archc.weights import load as load_weights
+
+        module.weights_report = load_weights(module, weights)
+        if not module.weights_report.complete:
+            warnings.warn(str(module.weights_report), stacklevel=2)
     return module
 
 

@@ -79,6 +79,13 @@ class Analysis:
         return self.graph[self.graph.outputs[0].node].meta["rf"].to_dict()
 
     @property
+    def published(self) -> dict | None:
+        """The accuracy the spec declares (`published:`, dataset filled in), for the architecture as written: None
+        when it declares none or when its parameters were overridden (the figure would be for another network)."""
+        p = self.spec.data.get("published")
+        return None if p is None or self.spec.overrides else {"dataset": "ImageNet-1k", **p}
+
+    @property
     def warnings(self) -> list:
         return self.graph.warnings
 
@@ -122,7 +129,7 @@ class Analysis:
                 "activations": self.activations, "activation_bytes_fp32": 4 * self.activations,
                 "peak_activations": self.peak_activations, "depth": self.depth,
                 "receptive_field": self.receptive_field, "input": self.input_shape,
-                "outputs": self.outputs, "warnings": [str(w) for w in self.warnings],
+                "outputs": self.outputs, "published": self.published, "warnings": [str(w) for w in self.warnings],
                 "layers": self.layers()}
 
 

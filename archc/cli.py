@@ -55,13 +55,14 @@ def _text(d: ArchcError) -> str:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="archc", description="Compile CNN architecture specs (YAML) to PyTorch.")
     sub = p.add_subparsers(required=True, metavar="COMMAND")
-    fmt = argparse.ArgumentParser(add_help=False)
+    lim = argparse.ArgumentParser(add_help=False)
+    lim.add_argument("--limit", action="extend", nargs="+", default=[], metavar="NAME=N",
+                     help="raise a limit: --limit params=5e9 nodes=200000 (limits: bytes, yaml_nodes, nodes, steps, "
+                          "repeat, params, activations; see the README's Limits)")
+    fmt = argparse.ArgumentParser(add_help=False, parents=[lim])
     fmt.add_argument("--format", choices=("text", "json"), default="text",
                      help="errors and warnings on stderr as text lines or as JSON lines (file, line, column, "
                           "path, message, severity)")
-    fmt.add_argument("--limit", action="extend", nargs="+", default=[], metavar="NAME=N",
-                     help="raise a limit: --limit params=5e9 nodes=200000 (limits: bytes, yaml_nodes, nodes, steps, "
-                          "repeat, params, activations; see the README's Limits)")
 
     c = sub.add_parser("compile", parents=[fmt], help="validate, analyse and build a spec; print per-layer figures")
     c.add_argument("spec")
@@ -70,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="print the analysis as JSON")
     c.add_argument("--depth", type=int, metavar="N", help="group the table by the first N names (layer1.0)")
     c.add_argument("-o", "--output", metavar="FILE", help="save the built module as an archc checkpoint (.pt)")
+    c.add_argument("--weights", metavar="FILE", help="load a state_dict (torchvision .pth, .safetensors, an archc "
+                                                     "checkpoint) into the module; report what did not match")
     c.set_defaults(run=_compile)
 
     v = sub.add_parser("validate", parents=[fmt], help="check specs (every check of compile, no module built)")
@@ -84,10 +87,47 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
     d.set_defaults(run=_dot)
 
-    m = sub.add_parser("compare", parents=[fmt], help="compare specs: parameters, MACs, activation memory")
+    w = sub.add_parser("view", parents=[fmt], help="write the graph as one self-contained interactive HTML page (or a PNG of it)")
+    w.add_argument("spec")
+    w.add_argument("--set", action="extend", nargs="+", default=[], metavar="K=V")
+    w.add_argument("--depth", type=int, metavar="N", help="open groups to N names at first (default: a small view)")
+    w.add_argument("-o", "--output", metavar="FILE", help="FILE.html (default: the spec's name .html in the current "
+                                                        "folder), or FILE.png: a screenshot by headless Chromium")
+    w.add_argument("--select", metavar="NAME", help="a node or module group shown and selected at first")
+    w.add_argument("--size", default="1600x1000", metavar="WxH", help="the screenshot's size in pixels")
+    w.set_defaults(run=_view)
+
+    m = sub.add_parser("compare", parents=[fmt], help="compare specs: parameters, MACs, activation memory, published accuracy")
     m.add_argument("specs", nargs="+")
+    m.add_argument("--set", action="extend", nargs="+", default=[], metavar="K=V",
+                   help="override parameters of every spec given (each must declare them)")
     m.add_argument("--json", action="store_true")
+    m.add_argument("--plot", metavar="FILE", help="also draw the lecture's chart: accuracy against MACs, bubble "
+                                                  "area ~ parameters (.svg, .png, .pdf; needs matplotlib)")
     m.set_defaults(run=_compare)
+
+    e = sub.add_parser("export", parents=[lim], help="write the module as ONNX, a torch.export program or TorchScript, checked")
+    e.add_argument("spec")
+    e.add_argument("--set", action="extend", nargs="+", default=[], metavar="K=V")
+    e.add_argument("--format", required=True, choices=("onnx", "pt2", "torchscript"))
+    e.add_argument("--fused", action="store_true", help="export archc.fuse(module): BN folded, conv+BN+act fused")
+    e.add_argument("--weights", metavar="FILE", help="load these weights first (as compile --weights)")
+    e.add_argument("-o", "--output", metavar="FILE", help="default: the spec's name[.fused].onnx|.pt2|.pt")
+    e.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
+    e.add_argument("--no-check", action="store_true", help="skip running the export against the module")
+    e.set_defaults(run=_export)
+
+    b = sub.add_parser("bench", parents=[fmt],
+                       help="latency and throughput: eager, eager channels_last and archc.fuse, side by side")
+    b.add_argument("spec")
+    b.add_argument("--set", action="extend", nargs="+", default=[], metavar="K=V")
+    b.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    b.add_argument("--batch", default="1,8", metavar="N,N,...", help="batch sizes (default 1,8)")
+    b.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
+    b.add_argument("--runs", type=int, default=11, help="timed runs of each variant, interleaved (default 11)")
+    b.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default 2)")
+    b.add_argument("--json", action="store_true", help="print the measurements as JSON")
+    b.set_defaults(run=_bench)
 
     s = sub.add_parser("schema", help="print the spec JSON Schema (archc/spec/schema.json is this)")
     s.set_defaults(run=_schema)
@@ -146,6 +186,10 @@ def _compile(args) -> int:
         from archc.checkpoint import check_target
 
         check_target(args.output, [Path(d.file) for d in analysis.spec.documents()])
+    if args.weights:  # read before anything is printed: a file that is not weights fails first
+        from archc import weights
+
+        state = weights.read(args.weights)
     if not args.json:
         print(report.table(analysis, args.depth), flush=True)
     import archc
@@ -154,13 +198,19 @@ def _compile(args) -> int:
     built = sum(p.numel() for p in module.parameters())
     if built != analysis.params:  # the static count and the module must agree
         raise RuntimeError(f"built module has {built} parameters, analysis says {analysis.params}")
+    loaded = None
+    if args.weights:
+        loaded = weights.apply(module, *state, args.weights)
+        if not args.json:
+            print(loaded, flush=True)
     if args.output:
         from archc.checkpoint import save
 
         save(module, args.output)
     if args.json:
-        print(json.dumps({**analysis.to_dict(), "module": {"params": built,
-                                                           "state_dict": len(module.state_dict())}}, indent=1))
+        extra = {"weights": loaded.to_dict()} if loaded else {}
+        print(json.dumps({**analysis.to_dict(), "module": {"params": built, "state_dict": len(module.state_dict())},
+                          **extra}, indent=1))
     else:
         saved = f"; saved to {args.output}" if args.output else ""
         print(f"built nn.Module {module.name}: {built:,} parameters, "
@@ -199,15 +249,70 @@ def _dot(args) -> int:
     return EXIT_OK
 
 
+def _view(args) -> int:
+    from pathlib import Path
+
+    from archc.view import page
+
+    analysis = _analyze(args.spec, args)
+    html = page(analysis, args.depth, args.select)
+    out = Path(args.output or f"{Path(args.spec).stem}.html")
+    if out.suffix.lower() != ".png":
+        out.write_text(html, encoding="utf-8")
+        print(f"wrote {out}: {analysis.name}, {len(analysis.nodes()) - 1} ops, {len(html) // 1024} KiB, "
+              "self-contained (open it in a browser)")
+        return EXIT_OK
+    from archc.view.headless import screenshot
+
+    screenshot(html, out, args.size)
+    print(f"wrote {out}: {analysis.name} as headless Chromium shows it ({args.size})")
+    return EXIT_OK
+
+
 def _compare(args) -> int:
     from archc import report
 
-    analyses = [_analyze(path, argparse.Namespace(set=[], limit=args.limit, format=args.format))
-                for path in args.specs]
+    analyses = [_analyze(path, args) for path in args.specs]
     if args.json:
         print(json.dumps([{k: v for k, v in a.to_dict().items() if k != "layers"} for a in analyses], indent=1))
     else:
         print(report.comparison(analyses))
+    if args.plot:
+        from archc.chart import plot
+
+        for note in plot(analyses, args.plot):
+            print(f"archc: not on the accuracy chart: {note}", file=sys.stderr)
+        print(f"wrote {args.plot}", file=sys.stderr if args.json else sys.stdout)
+    return EXIT_OK
+
+
+def _export(args) -> int:
+    from pathlib import Path
+
+    import archc
+    from archc import export, weights
+
+    analysis = _validated(args.spec, args)
+    state = weights.read(args.weights) if args.weights else None
+    module = archc.build(analysis)
+    if state:
+        print(weights.apply(module, *state, args.weights), flush=True)
+    module = archc.fuse(module) if args.fused else module.eval()
+    out = Path(args.output or f"{Path(args.spec).stem}{'.fused' if args.fused else ''}{export.FORMATS[args.format]}")
+    print(export.export(module, args.format, out, check=not args.no_check, opset=args.opset or export.OPSET))
+    return EXIT_OK
+
+
+def _bench(args) -> int:
+    from archc import bench
+
+    try:
+        batches = [int(b) for b in args.batch.split(",")]
+    except ValueError:
+        raise SpecError(f"--batch {args.batch!r}: expected sizes separated by commas, such as 1,8,32") from None
+    result = bench.bench(_analyze(args.spec, args).spec, args.device, batches, args.dtype, args.runs, args.warmup,
+                         progress=bench.stderr_progress)
+    print(json.dumps(result, indent=1) if args.json else bench.table(result))
     return EXIT_OK
 
 

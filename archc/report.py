@@ -68,10 +68,13 @@ def summary(a: Analysis, long: bool = False) -> str:
 
 
 def comparison(analyses: list[Analysis]) -> str:
-    head = ("name", "depth", "params", "MACs", "activations", "peak", "MACs/param", "output")
+    head = ("name", "depth", "params", "MACs", "activations", "peak", "MACs/param", "output", "top-1")
     rows = [(a.name, str(a.depth), human(a.params_without_aux), human(a.macs), human(4 * a.activations, "B"),
              human(4 * a.peak_activations, "B"), f"{a.macs / max(a.params_without_aux, 1):.1f}",
-             _shape(a.outputs[0]["shape"])) for a in analyses]
+             _shape(a.outputs[0]["shape"]), f"{a.published['top1']:g}" if a.published else "")
+            for a in analyses]
+    if not any(a.published for a in analyses):
+        head, rows = head[:-1], [r[:-1] for r in rows]
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
 
     def fmt(r):
@@ -79,4 +82,5 @@ def comparison(analyses: list[Analysis]) -> str:
 
     return "\n".join([fmt(head), "  ".join("-" * w for w in widths), *map(fmt, rows),
                       "", "depth: weight layers on the longest path; params exclude auxiliary heads; activations: fp32 "
-                      "bytes of all op outputs of one image's forward pass; peak: most of them alive at once"])
+                      "bytes of all op outputs of one image's forward pass; peak: most of them alive at once"
+                      + ("; top-1: published accuracy (the spec's `published:`), %" if len(head) == 9 else "")])

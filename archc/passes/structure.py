@@ -39,7 +39,7 @@ def _ancestors(g: Graph, nodes: list[str]) -> set[str]:
 @register("mark_aux")
 def mark_aux(g: Graph) -> None:
     """Nodes needed only by auxiliary outputs run in train mode only: meta["aux"]."""
-    needed = _ancestors(g, [g.outputs[0].node])
+    needed = _ancestors(g, [o.node for o in g.outputs if not o.aux])
     for n in g:
         g[n].meta["aux"] = n not in needed
 

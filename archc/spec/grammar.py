@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from archc.spec.kinds import (ArgDecl, Bool, Choice, Const, Float, Int, List, Name, Scalar, Str,
+from archc.spec.kinds import (ArgDecl, Bool, Choice, Const, Float, Int, List, Name, Number, Scalar, Str,
                               VALUE)
 
 
@@ -228,6 +228,7 @@ class BlockName(Name):
 
 
 _EXACT = Int(expr=False)
+PERCENT = Number(False, 0, 100, expr=False)
 _COMMON = {
     "archc": Key(Const(1), True, doc="spec language version"),
     "source": Key(Str(), doc="where the architecture and its figures come from"),
@@ -246,6 +247,12 @@ SPEC = Settings({
                             "depth": Key(_EXACT, doc="weight layers on the longest path"),
                             "output": Key(List(_EXACT))}, owner="expect"),
                   doc="figures checked on every analysis (not when parameters are overridden)"),
+    "published": Key(Settings({"top1": Key(PERCENT, True, doc="top-1 accuracy, percent"),
+                               "top5": Key(PERCENT, doc="top-5 accuracy, percent"),
+                               "dataset": Key(Str(), default="ImageNet-1k", doc="where it was measured"),
+                               "source": Key(Str(), True, doc="where the figure comes from")}, owner="published"),
+                      doc="published accuracy of the architecture as written (its default parameters), for "
+                          "`archc compare --plot`"),
     "input": Key(List(Int(lo=1), min=1, max=3, sizes=(1, 3)), True, doc="[C, H, W] or [F]; expressions over params"),
     "params": Key(Mapping(Scalar()), doc="spec parameters, overridable: --set k=v"),
     "blocks": Key(Mapping(BlockDef(), key=BlockName()), doc="parameterised templates"),

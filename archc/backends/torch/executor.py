@@ -21,7 +21,9 @@ class Group(nn.Module):
 
 class ArchcModule(nn.Module):
     """Runs the analysed graph. forward(x) returns the main output; in train mode, when the spec has
-    auxiliary outputs, it returns the tuple (main, *aux) in spec order (`self.output_names`).
+    auxiliary outputs, it returns the tuple (main, *aux) in spec order (`self.output_names`). When the graph's
+    outputs are named (graph.meta["dict_outputs"]: `archc.build(..., features=[...])`), it returns a dict
+    {name: tensor} in their order instead.
     `modules`: module path -> a module to use instead of lowering the op (archc.fuse passes trained ones)."""
 
     def __init__(self, graph: Graph, modules: dict[str, nn.Module] | None = None):
@@ -44,25 +46,31 @@ class ArchcModule(nn.Module):
         order = graph.order()
         self._modules_by_node = {n: built[graph[n].module] for n in order if n != graph.input}
         self.output_names = [o.name for o in graph.outputs]
+        self.returns_dict = bool(graph.meta.get("dict_outputs"))
         slot = {n: i for i, n in enumerate(order)}
-        self._plans = {training: self._plan(s, slot) for training, s in graph.meta["schedules"].items()}
+        self._plans = {training: self._plan(s, slot, training) for training, s in graph.meta["schedules"].items()}
         self._sample = tuple(graph[graph.input].shape)  # per sample: [C, H, W] or [F]
 
-    def _plan(self, s: Schedule, slot: dict[str, int]):
-        """Steps (module, input slots, output slot, slots to free after) over value slots (the input's is 0)."""
+    def _plan(self, s: Schedule, slot: dict[str, int], training: bool):
+        """Steps (module, input slots, output slot, slots to free after) over value slots (the input's is 0), the
+        output slots, the number of slots, and the outputs' names (the schedule's outputs, in order)."""
         steps = [(self._modules_by_node[n], [slot[i] for i in self.graph.inputs(n)], slot[n], [slot[d] for d in dead])
                  for n, dead in zip(s.order[1:], s.dead[1:])]
-        return steps, [slot[o] for o in s.outputs], len(slot)
+        names = [o.name for o in self.graph.outputs if training or not o.aux]
+        return steps, [slot[o] for o in s.outputs], len(slot), names
 
     def forward(self, x: torch.Tensor):
-        self._check_input(x)
-        steps, outputs, size = self._plans[self.training]
+        if not torch.jit.is_tracing():  # a trace records shapes as tensors; it is checked by the traced call
+            self._check_input(x)
+        steps, outputs, size, names = self._plans[self.training]
         values: list = [None] * size
         values[0] = x
         for module, inputs, out, free in steps:
             values[out] = module(*[values[i] for i in inputs])
             for i in free:
                 values[i] = None
+        if self.returns_dict:
+            return {name: values[i] for name, i in zip(names, outputs)}
         if len(outputs) == 1:
             return values[outputs[0]]
         return tuple(values[i] for i in outputs)

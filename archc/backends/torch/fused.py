@@ -28,6 +28,10 @@ class FusedConvBNAct(nn.Module):
                                           dilation=self.dilation, groups=self.groups, act=act)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        if torch.compiler.is_compiling() or torch.jit.is_tracing():  # tracers see this module's own parameters
+            return archc_kernels.conv_bn_act(x, self.weight, None, self.bias, stride=self.stride, padding=self.padding,
+                                             dilation=self.dilation, groups=self.groups, act=self.act,
+                                             residual=residual)
         return self.op(x, residual)
 
     def extra_repr(self) -> str:

@@ -1,0 +1,241 @@
+"""`archc export`: a built (or fused) module as ONNX, a torch.export program (.pt2) or TorchScript, each checked
+against the module it came from.
+
+The module is exported in eval mode (auxiliary heads left out) with a dynamic batch dimension, from an example
+input of batch 2. Formats:
+- onnx: `torch.onnx.export(dynamo=True)`, opset 18 (OPSET), constant-folded but otherwise as the module
+  computes (BatchNorm stays BatchNormalization; `--fused` exports the BN-folded module). Initializers carry the
+  state_dict keys (`layer1.0.conv1.weight`), nodes the module paths (`layer1.0.conv1`, or
+  `layer1.0.~add/Add` when a module makes several), the graph input is `input`, the outputs the spec's output
+  names. Checked with `onnx.checker` (full check) and run in onnxruntime against the module. Needs the `onnx`
+  extra: `pip install 'archc[onnx]'` (onnx, onnxscript, onnxruntime).
+- pt2: `torch.export.export`, saved with `torch.export.save`; reloaded and run against the module.
+- torchscript: `torch.jit.trace`, saved with `.save`; reloaded and run against the module.
+The check fails the export when the outputs differ by more than TOLERANCE (max |a - b| / max |b|).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from archc.errors import ArchcError
+
+OPSET = 18
+TOLERANCE = 1e-4
+FORMATS = {"onnx": ".onnx", "pt2": ".pt2", "torchscript": ".pt"}
+
+
+@dataclass
+class Exported:
+    path: str
+    format: str
+    error: float | None  # max relative difference from the module on a fresh input (None: not checked)
+    checked: str  # what checked it
+
+    def __str__(self) -> str:
+        check = f"; {self.checked}: max relative difference {self.error:.1e}" if self.error is not None else \
+            f"; {self.checked}"
+        return f"wrote {self.path} ({self.format}{check})"
+
+
+def relative_error(got, want) -> float:
+    got, want = torch.as_tensor(got).double(), torch.as_tensor(want).double()
+    return ((got - want).abs().max() / want.abs().max().clamp_min(1e-30)).item()
+
+
+def _outputs(module, x) -> list[torch.Tensor]:
+    with torch.no_grad():
+        out = module(x)
+    if isinstance(out, dict):
+        return list(out.values())
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+def output_names(module) -> list[str]:
+    return [o.name for o in module.graph.outputs if not o.aux]
+
+
+def export(module, fmt: str, path: str | Path, check: bool = True, opset: int = OPSET) -> Exported:
+    """Export `module` (an ArchcModule, built or fused) to `path` in format `fmt`; with `check`, run the
+    exported model against the module on a fresh input of batch 3 (the export was traced at batch 2)."""
+    if fmt not in FORMATS:
+        raise ArchcError(f"unknown export format {fmt!r} (formats: {', '.join(FORMATS)})")
+    module = module.eval()
+    shape = module.analysis.input_shape
+    torch.manual_seed(0)
+    example = torch.randn(2, *shape)
+    path = Path(path)
+    result = {"onnx": _onnx, "pt2": _pt2, "torchscript": _torchscript}[fmt](module, example, path, check, opset)
+    return result
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The exporters' progress lines and advice, off (a failure still raises)."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._export", "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _batch():
+    return torch.export.Dim("batch", min=1, max=4096)
+
+
+def _compare(module, run, check: bool, what: str) -> tuple[float | None, str]:
+    if not check:
+        return None, "not checked"
+    torch.manual_seed(1)
+    x = torch.randn(3, *module.analysis.input_shape)
+    want = _outputs(module, x)
+    got = run(x)
+    if len(got) != len(want):
+        raise ArchcError(f"{what} returns {len(got)} outputs, the module {len(want)}")
+    error = max(relative_error(g, w) for g, w in zip(got, want))
+    if not error <= TOLERANCE:
+        raise ArchcError(f"{what} differs from the module by {error:.2e} (relative; at most {TOLERANCE:g} "
+                         "allowed): the export is wrong, please report it")
+    return error, what
+
+
+# -- ONNX ---------------------------------------------------------------------------------------------------
+
+def _avg_pool2d_translation():
+    """torch 2.13's ONNX translation of avg_pool2d drops `divisor_override` silently (sum pooling, as LeNet-5's
+    subsampling, comes out divided by the window). This one keeps it where it is exact: AveragePool then a
+    multiplication by area / divisor, when every window is whole (no ceil overhang, padding counted)."""
+    from onnxscript import opset18 as op
+    from onnxscript.function_libs.torch_lib.ops.nn import aten_avg_pool2d
+
+    def avg_pool2d(self, kernel_size, stride=(), padding=(0, 0), ceil_mode=False, count_include_pad=True,
+                   divisor_override=None):
+        out = aten_avg_pool2d(self, kernel_size, stride, padding, ceil_mode, count_include_pad)
+        if divisor_override is None:
+            return out
+        k = list(kernel_size) * (2 if len(kernel_size) == 1 else 1)
+        s = list(stride or k) * (2 if len(stride or k) == 1 else 1)
+        p = list(padding) * (2 if len(padding) == 1 else 1)
+        size = [self.shape[-2], self.shape[-1]] if self.shape is not None else [None, None]
+        whole = all(isinstance(n, int) and (n + 2 * p[i] - k[i]) % s[i] == 0 for i, n in enumerate(size))
+        if ceil_mode and not whole or not count_include_pad and any(p):
+            raise NotImplementedError("avg_pool2d with a divisor over partial windows has no exact ONNX form")
+        return op.Mul(out, op.CastLike(op.Constant(value_float=k[0] * k[1] / divisor_override), out))
+
+    return avg_pool2d
+
+
+def _onnx(module, example, path: Path, check: bool, opset: int) -> Exported:
+    try:
+        import onnx
+        import onnxscript.optimizer
+    except ImportError:
+        raise ArchcError("ONNX export needs the onnx extra: pip install 'archc[onnx]' (onnx, onnxscript, "
+                         "onnxruntime)") from None
+    names = output_names(module)
+    try:
+        with _quiet():
+            program = torch.onnx.export(
+                module, (example,), input_names=["input"], output_names=names, opset_version=opset, dynamo=True,
+                dynamic_shapes=({0: _batch()},), optimize=False, verbose=False,
+                custom_translation_table={torch.ops.aten.avg_pool2d.default: _avg_pool2d_translation()})
+            onnxscript.optimizer.fold_constants(program.model)
+            onnxscript.optimizer.remove_unused_nodes(program.model)
+    except Exception as e:
+        raise ArchcError(f"ONNX export of {module.name} failed: {_first_line(e)}") from None
+    model = program.model_proto
+    _name_nodes(model)
+    model.graph.name = module.name
+    spec = module.analysis.spec
+    model.doc_string = f"archc export of {module.name} ({spec.file})"
+    for key, value in (("archc.spec", spec.file), ("archc.input", str(module.analysis.input_shape)),
+                       ("archc.outputs", ", ".join(names))):
+        model.metadata_props.add(key=key, value=value)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    onnx.checker.check_model(str(path), full_check=True)
+    try:
+        import onnxruntime
+    except ImportError:
+        return Exported(str(path), f"ONNX opset {opset}", None, "onnx.checker passed; onnxruntime not installed, "
+                                                              "not run")
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    error, what = _compare(module, lambda x: session.run(None, {"input": x.numpy()}), check,
+                           "onnx.checker passed; onnxruntime")
+    return Exported(str(path), f"ONNX opset {opset}", error, what)
+
+
+def _name_nodes(model) -> None:
+    """Name each node by the module that made it (torch.export's name scopes): `layer1.0.conv1`, or
+    `layer1.0.conv1/Op` (and `/Op_2`, ...) when the module made several nodes."""
+    def scope(node) -> str:
+        for p in node.metadata_props:
+            if p.key == "pkg.torch.onnx.name_scopes":
+                parts = [s.strip(" '\"") for s in p.value.strip("[]").split(",")]
+                return parts[1] if len(parts) > 1 and parts[1] else ""
+        return ""
+
+    scopes = [scope(n) for n in model.graph.node]
+    counts: dict[str, int] = {}
+    for s in scopes:
+        counts[s] = counts.get(s, 0) + 1
+    taken: set[str] = set()
+    for node, s in zip(model.graph.node, scopes):
+        if not s:
+            continue
+        name = s if counts[s] == 1 else f"{s}/{node.op_type}"
+        k = 1
+        while name in taken:
+            k += 1
+            name = f"{s}/{node.op_type}_{k}"
+        taken.add(name)
+        node.name = name
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+# -- torch.export and TorchScript ---------------------------------------------------------------------------
+
+def _pt2(module, example, path: Path, check: bool, opset: int) -> Exported:
+    try:
+        with _quiet():
+            program = torch.export.export(module, (example,), dynamic_shapes=({0: _batch()},))
+    except Exception as e:
+        raise ArchcError(f"torch.export of {module.name} failed: {_first_line(e)}") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _quiet():  # (a fused module's tensors are shared with its kernel wrappers: torch.export says so)
+        torch.export.save(program, str(path))
+        loaded = torch.export.load(str(path)).module()
+    error, what = _compare(module, lambda x: _outputs(loaded, x), check, "reloaded with torch.export.load")
+    return Exported(str(path), "torch.export program", error, what)
+
+
+def _torchscript(module, example, path: Path, check: bool, opset: int) -> Exported:
+    try:
+        with _quiet(), torch.no_grad():
+            traced = torch.jit.trace(module, (example,), strict=False, check_trace=False)
+    except Exception as e:
+        raise ArchcError(f"TorchScript trace of {module.name} failed: {_first_line(e)}") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    traced.save(str(path))
+    loaded = torch.jit.load(str(path))
+    error, what = _compare(module, lambda x: _outputs(loaded, x), check, "reloaded with torch.jit.load")
+    return Exported(str(path), "TorchScript (traced)", error, what)
