@@ -50,6 +50,8 @@ def declines(x, weight, scale, shift, residual, stride, padding, dilation, group
     """Why the oneDNN path does not take this call (None: it does). The reference then computes it."""
     if not available():
         return "this PyTorch has no oneDNN fused convolution ops"
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return "tracing: traced and exported graphs keep plain convolutions"
     if x.device.type != "cpu" or x.dim() != 4 or weight.dim() != 4 or x.layout != torch.strided:
         return "not a 4-d strided CPU tensor"
     if x.dtype not in dtypes():
@@ -84,30 +86,31 @@ def _out_shape(x_shape, w_shape, stride, padding, dilation):
 
 
 class Packed:
-    """One conv_bn_act call prepared for inputs of one shape and dtype: the weight, with ``scale`` folded in
-    (float64, rounded once), packed into oneDNN's layout for that input size; ``shift`` as the bias.
+    """One conv_bn_act call prepared for inputs of one shape (``x_shape``) and dtype: the weight, with ``scale``
+    folded in (float64, rounded once), packed into oneDNN's layout for that input size; ``shift`` as the bias.
 
     ``packed(x)`` / ``packed(x, residual)`` return a new channels_last tensor; ``packed.into(residual, x)``
     writes the result over ``residual`` (which must then be channels_last-contiguous and read by no one else).
-    ``op``, ``args`` and ``unary`` are what generated code calls directly:
-    ``op(x, *args)``, ``op_binary(x, residual, *binary_args)``, ``op_inplace(residual, x, *binary_args)``.
+    Generated code calls the ops directly: ``op(x, *args)``, and, when ``fuses_residual``,
+    ``op_binary(x, residual, *binary_args)`` or ``op_inplace(residual, x, *binary_args)`` then ``after``.
     """
 
     op = torch.ops.mkldnn._convolution_pointwise.default if available() else None
     op_binary = torch.ops.mkldnn._convolution_pointwise.binary if available() else None
     op_inplace = torch.ops.mkldnn._convolution_pointwise_.binary if available() else None
 
-    def __init__(self, x, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1, groups=1, act="relu"):
+    def __init__(self, x_shape, dtype, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1, groups=1,
+                 act="relu"):
         self.act = reference.activation_name(act)
         stride, padding, dilation = (list(pair(v)) for v in (stride, padding, dilation))
         w = weight.detach()
         if scale is not None:
             w = (w.double() * scale.detach().double().view(-1, 1, 1, 1))
-        w = w.to(x.dtype).contiguous(memory_format=torch.channels_last)
+        w = w.to(dtype).contiguous(memory_format=torch.channels_last)
         self.weight = torch.ops.mkldnn._reorder_convolution_weight(w, padding, stride, dilation, groups,
-                                                                   list(x.shape))
-        self.bias = None if shift is None else shift.detach().to(x.dtype).contiguous()
-        self.out_shape = _out_shape(x.shape, weight.shape, stride, padding, dilation)
+                                                                   list(x_shape))
+        self.bias = None if shift is None else shift.detach().to(dtype).contiguous()
+        self.out_shape = _out_shape(x_shape, weight.shape, stride, padding, dilation)
         attr, scalars = UNARY[self.act]
         conv = (self.weight, self.bias, padding, stride, dilation, groups)
         self.args = (*conv, attr, scalars, None)
@@ -145,7 +148,8 @@ class Packed:
 def plan(x, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1, groups=1, act="relu",
          residual=None):
     """A callable(x, residual) computing conv_bn_act for inputs like these (ConvBNAct keeps it)."""
-    return Packed(x, weight, scale, shift, stride=stride, padding=padding, dilation=dilation, groups=groups, act=act)
+    return Packed(x.shape, x.dtype, weight, scale, shift, stride=stride, padding=padding, dilation=dilation,
+                  groups=groups, act=act)
 
 
 def conv_bn_act(x, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1, groups=1, act="relu",
