@@ -41,13 +41,15 @@ class Slot:
 
 @dataclass(frozen=True)
 class Target:
-    """What a backend does with storage. `writes(g, node)`: the op writes its value into storage it is given;
-    `overwrites(g, node)`: the input position whose storage it may write its value over, when that input dies
-    there (None: none); `views(g, node)`: its value is its input's storage, reshaped."""
+    """What a backend does with storage. `writes(g, node)`: the op writes its value into storage it is given
+    (a slice of a concatenation); `arena(g, node)`: a value of such an op that is no slice gets arena storage
+    (otherwise the op allocates it); `overwrites(g, node)`: the input position whose storage it may write its
+    value over, when that input dies there (None: none); `views(g, node)`: its value is its input's storage."""
 
     writes: Callable[[Graph, Node], bool] = lambda g, n: True
     overwrites: Callable[[Graph, Node], int | None] = lambda g, n: None
     views: Callable[[Graph, Node], bool] = lambda g, n: VIEW in OPS[n.op]
+    arena: Callable[[Graph, Node], bool] | None = None  # None: every op that writes
 
 
 IDEAL = Target()
@@ -155,7 +157,8 @@ def plan(g: Graph, s: Schedule, batch: int = 1, itemsize: int = 4, target: Targe
         if k is not None and k < len(ins) and _may_overwrite(n, ins, k, slots, life, outputs):
             slots[n] = Slot(INPLACE, slots[ins[k]].storage)
             continue
-        slots[n] = Slot(ARENA if target.writes(g, node) and n not in outputs else OWN, n)
+        in_arena = (target.arena or target.writes)(g, node) and target.writes(g, node)
+        slots[n] = Slot(ARENA if in_arena and n not in outputs else OWN, n)
 
     storage_life: dict[str, list[int]] = {}
     for v in order:

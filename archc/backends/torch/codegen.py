@@ -23,7 +23,7 @@ import torch
 import archc_kernels
 from archc_kernels import cpu
 from archc.ir.graph import Graph, Node
-from archc.ir.ops import ACTIVATION, OPS, VIEW, pair
+from archc.ir.ops import ACTIVATION, CONCAT, OPS, VIEW, pair
 from archc.passes.memory import ARENA, INPLACE, OWN, SLICE, VIEW_SLOT, MemoryPlan, Target, plan
 
 # In-place activations, by the standard function an ACTIVATION op computes (Op.act).
@@ -51,8 +51,11 @@ def _overwrites(g: Graph, node: Node) -> int | None:
     return None
 
 
-TARGET = Target(writes=lambda g, node: node.op in _WRITES, overwrites=_overwrites, views=_flat_view)
-"""What the generated CPU forward does with storage (the memory plan's target)."""
+TARGET = Target(writes=lambda g, node: node.op in _WRITES, overwrites=_overwrites, views=_flat_view,
+                arena=lambda g, node: CONCAT in OPS[node.op])
+"""What the generated CPU forward does with storage (the memory plan's target): the arena holds the
+concatenations (their inputs written in place); every other value that is no slice of one is allocated by its
+op, and freed after its last use, so that the arena, held throughout, holds only what saves memory."""
 
 
 def memory_plan(graph: Graph, batch: int = 1, itemsize: int = 4) -> MemoryPlan:

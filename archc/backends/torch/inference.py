@@ -5,6 +5,8 @@ generated forward does not apply, the executor interprets the graph."""
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 import torch
 
 from archc.backends.torch import codegen
@@ -17,6 +19,9 @@ FOLD = {
     "conv_bn_act": lambda a, trained: FusedConvBNAct(trained(a["conv"]), trained(a["bn"]) if a["bn"] else None,
                                                      a["act"]),
 }
+
+
+_VERSION = attrgetter("_version")
 
 
 class InferenceModule(ArchcModule):
@@ -54,21 +59,32 @@ class InferenceModule(ArchcModule):
         return self._forwards[(tuple(x.shape), x.dtype)][1]
 
     def _state(self) -> tuple:
-        return tuple((t.data_ptr(), t._version) for t in self._tensors())
+        """Every parameter and buffer: which tensor, where its data is, how often it changed in place
+        (inference tensors, made under torch.inference_mode, keep no count)."""
+        tensors = [t for m in self._holders() for t in (*m._parameters.values(), *m._buffers.values())
+                   if t is not None]
+        try:
+            versions = tuple(map(_VERSION, [t for t in tensors if not t.is_inference()]
+                                 if self._has_inference else tensors))
+        except RuntimeError:  # an inference tensor arrived since: count the others
+            self._has_inference = True
+            return self._state()
+        return (*map(id, tensors), *map(torch.Tensor.data_ptr, tensors), *versions)
 
-    def _tensors(self) -> list:
-        tensors = getattr(self, "_tensor_list", None)
-        if tensors is None:
-            tensors = self._tensor_list = [*self.parameters(), *self.buffers()]
-        return tensors
+    def _holders(self) -> list:
+        holders = getattr(self, "_holder_list", None)
+        if holders is None:
+            holders = self._holder_list = [m for m in self.modules() if m._parameters or m._buffers]
+            self._has_inference = any(t.is_inference() for t in (*self.parameters(), *self.buffers()))
+        return holders
 
-    def _apply(self, fn, recurse=True):  # .to(), .half(), ...: tensors may be new objects
-        self._tensor_list = None
+    def _apply(self, fn, recurse=True):  # .to(), .half(), ...: tensors may become inference tensors
+        self._holder_list = None
         return super()._apply(fn, recurse)
 
     def __getstate__(self):  # copies and pickles generate their own forwards
         state = dict(self.__dict__)
-        state["_forwards"], state["_tensor_list"] = {}, None
+        state["_forwards"], state["_holder_list"] = {}, None
         return state
 
 
