@@ -161,7 +161,7 @@ def _memory_plan(module, args):
     import archc
     from archc.backends.torch.codegen import memory_plan
 
-    return memory_plan(archc.fuse(module).graph, args.batch, 4)
+    return memory_plan(archc.fuse(module).graph, args.batch)
 
 
 def _validate(args) -> int:

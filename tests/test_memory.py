@@ -24,9 +24,9 @@ def inference_graph(spec):
 
 
 def cpu_target():
-    from archc.backends.torch.codegen import TARGET
+    from archc.backends.torch.codegen import target
 
-    return TARGET
+    return target()
 
 
 def planned(g, batch=1, target=IDEAL):

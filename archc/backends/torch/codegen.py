@@ -21,7 +21,7 @@ import threading
 import torch
 
 import archc_kernels
-from archc_kernels import cpu
+from archc_kernels import cpu, native
 from archc.ir.graph import Graph, Node
 from archc.ir.ops import ACTIVATION, CONCAT, OPS, VIEW, pair
 from archc.passes.memory import ARENA, INPLACE, OWN, SLICE, VIEW_SLOT, MemoryPlan, Target, plan
@@ -51,16 +51,46 @@ def _overwrites(g: Graph, node: Node) -> int | None:
     return None
 
 
-TARGET = Target(writes=lambda g, node: node.op in _WRITES, overwrites=_overwrites, views=_flat_view,
-                arena=lambda g, node: CONCAT in OPS[node.op])
-"""What the generated CPU forward does with storage (the memory plan's target): the arena holds the
-concatenations (their inputs written in place); every other value that is no slice of one is allocated by its
-op, and freed after its last use, so that the arena, held throughout, holds only what saves memory."""
+GEMM_MAX_OUT = 1 << 17
+"""Output values up to which a 1x1 conv runs as one GEMM (torch.mm, MKL) over channels_last data plus one
+epilogue pass (bias + activation): below it oneDNN's fixed cost per call (~35 us measured: it creates its
+primitive descriptor on every call) outweighs the epilogue's extra pass; above it oneDNN's fused epilogue wins."""
 
 
-def memory_plan(graph: Graph, batch: int = 1, itemsize: int = 4) -> MemoryPlan:
+def _gemm(g: Graph, node: Node, batch: int, dtype) -> bool:
+    """A 1x1, stride-1, unpadded, ungrouped float32 conv small enough to run as torch.mm (and to write its
+    value into storage it is given: a concatenation's slice)."""
+    if dtype != torch.float32 or node.op not in ("conv", "conv_bn_act") or node.attrs.get("table") is not None:
+        return False
+    a = node.attrs
+    if pair(a["k"]) != (1, 1) or pair(a["stride"]) != (1, 1) or pair(a["pad"]) != (0, 0) or a["groups"] != 1:
+        return False
+    return len(node.shape) == 3 and batch * math.prod(node.shape) <= GEMM_MAX_OUT
+
+
+def target(dtype=torch.float32, batch: int = 1) -> Target:
+    """What the generated CPU forward does with storage (the memory plan's target) for values of `dtype`: the
+    arena holds the concatenations (their inputs written in place: by pooling and joins directly, and by the
+    native max pooling in float32; oneDNN's outputs are copied in); every other value that is no slice of one
+    is allocated by its op and freed after its last use, so that the arena, held throughout, holds only what
+    saves memory."""
+    writes = _WRITES | ({"maxpool"} if _native(dtype) else set())
+
+    def writes_into(g, node):
+        return node.op in writes or _gemm(g, node, batch, dtype) and len(g.inputs(node.name)) == 1
+
+    return Target(writes=writes_into, overwrites=_overwrites, views=_flat_view,
+                  arena=lambda g, node: CONCAT in OPS[node.op])
+
+
+def _native(dtype) -> bool:
+    return dtype == torch.float32 and native.available()
+
+
+def memory_plan(graph: Graph, batch: int = 1, dtype=torch.float32) -> MemoryPlan:
     """The plan the generated CPU forward materialises for a fused graph (archc.fuse's)."""
-    return plan(graph, graph.meta["schedules"][False], batch, itemsize, TARGET)
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    return plan(graph, graph.meta["schedules"][False], batch, itemsize, target(dtype, batch))
 
 
 def supported(module, x: torch.Tensor) -> bool:
@@ -84,7 +114,7 @@ class Forward:
     def __init__(self, module, x: torch.Tensor, probe=None):
         self.graph = g = module.graph
         self.shape, self.dtype = tuple(x.shape), x.dtype
-        self.plan = memory_plan(g, x.shape[0], x.element_size())
+        self.plan = memory_plan(g, x.shape[0], x.dtype)
         with torch.inference_mode(False), torch.no_grad():
             self.arena = torch.empty(self.plan.arena_bytes, dtype=torch.uint8)
             if hasattr(probe, "attach"):
@@ -117,6 +147,7 @@ class _Emitter:
         self.names = {n: f"v{i}" for i, n in enumerate(p.order)}
         self.names[g.input] = "x"
         self.views: dict[tuple[str, int, int], str] = {}
+        self.done: set[str] = set()  # nodes computed with the one before them
         s = g.meta["schedules"][False]
         if probe is not None:
             self.constants["_probe"] = probe
@@ -180,6 +211,9 @@ class _Emitter:
     def emit(self, node: Node) -> None:
         n, g = node.name, self.g
         ins = [self.names[i] for i in g.inputs(n)]
+        if n in self.done:
+            self.lines.append(f"{self.names[n]} = {ins[0]}")
+            return
         handler = getattr(self, f"_{node.op}", None)
         if handler is not None and handler(node, ins):
             return
@@ -205,18 +239,39 @@ class _Emitter:
                           dilation=m.dilation, groups=m.groups, act=getattr(m, "act", "none"))
 
     def _bn(self, node: Node, ins: list[str]) -> bool:
-        """Eval BN as x * scale + shift in one multiply-add, reading strided input (a concatenation's prefix)
-        where it lies."""
-        bn = self.modules[node.name]
+        """Eval BN as x * scale + shift in one pass over strided input (a concatenation's prefix) where it
+        lies; natively with the activation after it, when that is written over it in place (DenseNet's)."""
+        bn, n = self.modules[node.name], node.name
         scale, shift = archc_kernels.fold_bn(bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.eps,
                                              dtype=torch.float64)
+        act, users = "none", self.g.users(n)
+        if len(users) == 1 and self.p.slots[users[0]].kind == INPLACE and OPS[self.g[users[0]].op].act:
+            act = OPS[self.g[users[0]].op].act(self.g[users[0]].attrs)
+        if len(node.shape) == 3 and _native(self.dtype) and act in native.ACTS and self.p.slots[n].kind == OWN:
+            args = self.const((scale.float().contiguous(), shift.float().contiguous(), act), "A")
+            self.assign(n, f"{self.const(_affine_act, 'affine')}({ins[0]}, *{args})")
+            if act != "none":
+                self.done.add(users[0])  # computed with the BN: its value is the BN's storage
+            return True
         view = (1, -1) + (1,) * (len(node.shape) - 1)
         scale, shift = (self.const(t.to(self.dtype).view(view), h) for t, h in ((scale, "scale"), (shift, "shift")))
-        self.assign(node.name, f"torch.addcmul({shift}, {ins[0]}, {scale})")
+        self.assign(n, f"torch.addcmul({shift}, {ins[0]}, {scale})")
+        return True
+
+    def _maxpool(self, node: Node, ins: list[str]) -> bool:
+        if len(node.shape) != 3 or not _native(self.dtype):
+            return False
+        a = node.attrs
+        args = (pair(a["k"]), pair(a["stride"] or a["k"]), pair(a["pad"]), (1, 1), a["ceil"])
+        out = self.dest(node.name)
+        self.assign(node.name, f"{self.const(_maxpool, 'maxpool')}({ins[0]}, *{self.const(args, 'A')}"
+                    + (f", {out})" if out else ")"))
         return True
 
     def _conv_bn_act(self, node: Node, ins: list[str]) -> bool:
         n = node.name
+        if self._gemm_conv(node, ins):
+            return True
         packed = self._packed(node)
         if len(ins) == 1:
             self.assign(n, f"{self.const(packed.op, 'conv')}({ins[0]}, *{self.const(packed.args, 'A')})")
@@ -240,8 +295,44 @@ class _Emitter:
     def _conv(self, node: Node, ins: list[str]) -> bool:
         if node.attrs.get("table") is not None:
             return False
+        if self._gemm_conv(node, ins):
+            return True
         packed = self._packed(node)
         self.assign(node.name, f"{self.const(packed.op, 'conv')}({ins[0]}, *{self.const(packed.args, 'A')})")
+        return True
+
+    def _gemm_conv(self, node: Node, ins: list[str]) -> bool:
+        """A small 1x1 conv as torch.mm over the [pixels, channels] view of channels_last data, written into
+        its planned storage (a slice) or over its residual, then bias and activation in one pass."""
+        n, slot = node.name, self.p.slots[node.name]
+        if not _gemm(self.g, node, self.batch, self.dtype) or len(ins) == 2 and slot.kind != INPLACE:
+            return False
+        m = self.modules[n]
+        cout, cin = m.weight.shape[:2]
+        c, h, w = node.shape
+        weight = self.const(m.weight.detach().reshape(cout, cin).t().to(self.dtype).contiguous(), "W")
+        x2 = f"{ins[0]}.permute(0, 2, 3, 1).reshape(-1, {cin})"
+        dest = self.dest(n)
+        if len(ins) == 2:  # over the residual, which dies here: residual += x @ w
+            self.lines.append(f"t = {ins[1]}.permute(0, 2, 3, 1).view(-1, {cout})")
+            self.lines.append(f"t.addmm_({x2}, {weight})")
+            value = ins[1]
+        elif dest is not None:
+            target = self.const(self.constants[dest].permute(0, 2, 3, 1).reshape(-1, c), "S")
+            self.lines.append(f"t = torch.mm({x2}, {weight}, out={target})")
+            value = dest
+        else:
+            self.lines.append(f"t = torch.mm({x2}, {weight})")
+            value = f"t.view({self.batch}, {h}, {w}, {c}).permute(0, 3, 1, 2)"
+        act = getattr(m, "act", "none")
+        if m.bias is not None:
+            bias = self.const(m.bias.detach().to(self.dtype).contiguous(), "b")
+            self.lines.append(f"{self.const(torch.ops.aten._add_relu_.Tensor, 'add_relu_')}(t, {bias})"
+                              if act == "relu" else f"t.add_({bias})")
+        if act != "none" and (act != "relu" or m.bias is None):
+            self.lines.append(_INPLACE_ACT[act].format("t"))
+        self.assign(n, value)
+        self.lines.append("del t")
         return True
 
     def _concat(self, node: Node, ins: list[str]) -> bool:
@@ -287,6 +378,24 @@ class _Emitter:
         return True
 
     _gap = _adaptive_avgpool
+
+
+def _maxpool(x, k, s, p, d, ceil, out=None):
+    """Native max pooling (no indices) where x's channels are contiguous; PyTorch's otherwise."""
+    if native.takes(x):
+        return native.maxpool(x, k, s, p, d, ceil, out)
+    y = torch.nn.functional.max_pool2d(x, k, s, p, d, ceil)
+    return y if out is None else out.copy_(y)
+
+
+def _affine_act(x, scale, shift, act):
+    if native.takes(x):
+        return native.affine_act(x, scale, shift, act)
+    y = torch.addcmul(shift.view(1, -1, 1, 1), x, scale.view(1, -1, 1, 1))
+    return y if act == "none" else _ACT_FN[act](y)
+
+
+_ACT_FN = {"relu": torch.relu_, "relu6": lambda y: y.clamp_(0.0, 6.0)}
 
 
 class Checker:
