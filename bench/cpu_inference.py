@@ -134,6 +134,14 @@ def measure(run, x, rounds, warmup):
     return times, errors
 
 
+def wait_for_load(limit, max_wait):
+    """Seconds spent waiting until the 1-minute load average is at most `limit` (at most `max_wait`)."""
+    start = time.monotonic()
+    while os.getloadavg()[0] > limit and time.monotonic() - start < max_wait:
+        time.sleep(15)
+    return time.monotonic() - start
+
+
 def ms(v):
     return f"{v * 1e3:.1f}"
 
@@ -152,7 +160,7 @@ def report(rows, memory, env, args) -> str:
     cols = [c for c in COLUMNS if c in args.columns]
     head = ["spec", "batch"] + [f"{TITLES[c]} ms" for c in cols]
     head += [f"{TITLES[c]} vs eager" for c in cols if c != "eager"]
-    head += ["fuse vs compile (paired)", "fuse vs onnxruntime (paired)", "max rel. error"]
+    head += ["fuse vs compile (paired)", "fuse vs onnxruntime (paired)", "max rel. error", "load (start, end)"]
     table = []
     for row in rows:
         t, med = row["times"], {k: spread(v)[0] for k, v in row["times"].items()}
@@ -162,6 +170,7 @@ def report(rows, memory, env, args) -> str:
             line.append(f"{med[other] / med['fused']:.2f}x ({paired(t['fused'], t[other]):.2f}x)"
                         if other in t and "fused" in t else "—")
         line.append(f"{max(row['errors'].values()):.1e}")
+        line.append(", ".join(map(str, row.get("load", []))))
         table.append(line)
     ratios = []
     for other in ("compile", "ort"):
@@ -180,7 +189,8 @@ def report(rows, memory, env, args) -> str:
             f"float32, NCHW input, {args.threads} threads; {args.rounds} rounds after {args.warmup} warm-up calls, "
             "each round every column once in a rotated order; ms: median (20th..80th percentile); ratios: "
             "speed-up, a ratio of medians (in brackets: the median of per-round ratios); rel. error: "
-            "||out - eager|| / ||eager||, the largest over the columns.\n\n"
+            "||out - eager|| / ||eager||, the largest over the columns; load: the machine's 1-minute load "
+            "average when the row started and ended (2 cores, shared: other processes compete).\n\n"
             + markdown_table(head, table) + "\n\n" + "\n".join(f"- {r}" for r in ratios) + "\n\n"
             "## Memory of archc.fuse's generated forward\n\nsum: every value's bytes as if none shared storage; "
             "static peak: the analysis's peak (unfused graph, each value freed after its last use, input "
@@ -199,6 +209,9 @@ def main() -> None:
     p.add_argument("--columns", nargs="+", default=COLUMNS, choices=COLUMNS)
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "cpu_inference"))
     p.add_argument("--budget", type=float, default=3600, help="seconds; rows that would start later are skipped")
+    p.add_argument("--wait-load", type=float, metavar="L",
+                   help="on a shared machine: before each row, wait until the 1-minute load average is at most L")
+    p.add_argument("--max-wait", type=float, default=1800, help="seconds to wait for --wait-load per row")
     args = p.parse_args()
     if "eager" not in args.columns:
         args.columns.insert(0, "eager")
@@ -222,8 +235,11 @@ def main() -> None:
                 continue
             print(f"{name} batch {batch}", flush=True)
             run, x, fused, model = variants(name, batch, args.columns, args.threads)
+            waited = wait_for_load(args.wait_load, args.max_wait) if args.wait_load is not None else 0.0
+            load = os.getloadavg()[0]
             times, errors = measure(run, x, args.rounds, args.warmup)
-            rows.append({"spec": name, "batch": batch, "times": times, "errors": errors})
+            rows.append({"spec": name, "batch": batch, "times": times, "errors": errors,
+                         "load": [round(load, 2), round(os.getloadavg()[0], 2)], "waited_s": round(waited)})
             memory.append(memory_row(name, batch, fused, model, x))
             med = {k: spread(v)[0] for k, v in times.items()}
             print("  " + ", ".join(f"{k} {ms(v)} ms" for k, v in med.items()), flush=True)
