@@ -73,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", metavar="FILE", help="save the built module as an archc checkpoint (.pt)")
     c.add_argument("--weights", metavar="FILE", help="load a state_dict (torchvision .pth, .safetensors, an archc "
                                                      "checkpoint) into the module; report what did not match")
+    c.add_argument("--memory", action="store_true",
+                   help="also print the memory plan of archc.fuse's CPU forward (arena, slices, peak)")
+    c.add_argument("--batch", type=int, default=1, metavar="N", help="batch size of the memory plan (default 1)")
     c.set_defaults(run=_compile)
 
     v = sub.add_parser("validate", parents=[fmt], help="check specs (every check of compile, no module built)")
@@ -207,15 +210,30 @@ def _compile(args) -> int:
         from archc.checkpoint import save
 
         save(module, args.output)
+    plan = _memory_plan(module, args) if args.memory else None
     if args.json:
         extra = {"weights": loaded.to_dict()} if loaded else {}
+        if plan:
+            extra["memory"] = {**plan.to_dict(), "static_peak_bytes": analysis.peak_activations * args.batch * 4}
         print(json.dumps({**analysis.to_dict(), "module": {"params": built, "state_dict": len(module.state_dict())},
                           **extra}, indent=1))
     else:
         saved = f"; saved to {args.output}" if args.output else ""
         print(f"built nn.Module {module.name}: {built:,} parameters, "
               f"{len(module.state_dict())} state_dict entries{saved}")
+        if plan:
+            print("\n" + report.memory(plan, analysis.peak_activations, "archc.fuse's CPU forward (float32)"))
     return EXIT_OK
+
+
+def _memory_plan(module, args):
+    """The memory plan archc.fuse's generated CPU forward materialises, float32, at --batch."""
+    if args.batch < 1:
+        raise SpecError(f"--batch must be at least 1, got {args.batch}")
+    import archc
+    from archc.backends.torch.codegen import memory_plan
+
+    return memory_plan(archc.fuse(module).graph, args.batch)
 
 
 def _validate(args) -> int:

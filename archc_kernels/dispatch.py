@@ -1,10 +1,11 @@
 """Which implementation computes a conv_bn_act call.
 
-``backend_for(x)``: "triton" for CUDA tensors when Triton imports, else "reference";
-``ARCHC_KERNELS=reference|triton`` forces one (forced Triton also runs CPU tensors under
-``TRITON_INTERPRET=1``). ``route(...)``: on the Triton backend, the kernel for this problem, or
-the reference with the reason the kernels decline it. Declining is always safe: the reference
-computes every valid call and raises PyTorch's own error for invalid ones.
+``backend_for(x)``: "triton" for CUDA tensors when Triton imports, "cpu" (oneDNN, ``archc_kernels.cpu``) for CPU
+tensors when this PyTorch has oneDNN's fused convolution ops, else "reference";
+``ARCHC_KERNELS=reference|triton|cpu`` forces one (forced Triton also runs CPU tensors under
+``TRITON_INTERPRET=1``). ``route(...)``: the kernel for this problem, or the reference with the reason
+the kernels decline it. Declining is always safe: the reference computes every valid call and raises
+PyTorch's own error for invalid ones.
 """
 import dataclasses
 import functools
@@ -12,7 +13,7 @@ import importlib
 
 import torch
 
-from . import env, reference
+from . import cpu, env, reference
 from .shapes import conv_output_hw, extent, pair
 
 TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -32,10 +33,15 @@ def triton_importable() -> bool:
 
 
 def backend_for(x: torch.Tensor) -> str:
-    """"triton" or "reference": the backend that computes ops on ``x``, honouring ARCHC_KERNELS."""
+    """"triton", "cpu" or "reference": the backend that computes ops on ``x``, honouring ARCHC_KERNELS."""
     forced = env.forced_backend()
     if forced == "reference":
         return "reference"
+    if forced == "cpu":
+        if x.device.type != "cpu" or not cpu.available():
+            raise RuntimeError(f"{env.BACKEND}=cpu, but x is on {x.device} or this PyTorch lacks oneDNN's fused "
+                               "convolution ops")
+        return "cpu"
     if forced == "triton":
         if not (x.is_cuda or env.interpreting()):
             raise RuntimeError(f"{env.BACKEND}=triton, but x is on {x.device}: Triton runs CUDA tensors, "
@@ -43,7 +49,11 @@ def backend_for(x: torch.Tensor) -> str:
         if not triton_importable():
             raise RuntimeError(f"{env.BACKEND}=triton, but triton cannot be imported")
         return "triton"
-    return "triton" if x.is_cuda and triton_importable() else "reference"
+    if x.is_cuda and triton_importable():
+        return "triton"
+    if x.device.type != "cpu" or torch.compiler.is_compiling():  # a compiler fuses the reference ops its own way
+        return "reference"
+    return "cpu" if cpu.available() else "reference"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,11 +137,14 @@ KERNELS = (
 
 
 def route(x, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1, groups=1, residual=None):
-    """(implementation, why): "reference" or the Triton kernel module ("triton.gemm1x1", "triton.depthwise",
-    "triton.grouped", "triton.conv") that computes this call."""
+    """(implementation, why): "reference", "cpu" (oneDNN) or the Triton kernel module ("triton.gemm1x1",
+    "triton.depthwise", "triton.grouped", "triton.conv") that computes this call."""
     backend = backend_for(x)
     if backend == "reference":
         return "reference", "backend is reference"
+    if backend == "cpu":
+        reason = cpu.declines(x, weight, scale, shift, residual, stride, padding, dilation, groups)
+        return ("reference", reason) if reason else ("cpu", "oneDNN: pre-packed weight, fused post-ops")
     call = _Call(x, weight, scale, shift, residual, stride, padding, dilation, groups)
     for declines, reason in DECLINE:
         if declines(call):
@@ -151,7 +164,7 @@ def conv_bn_act(x, weight, scale=None, shift=None, *, stride=1, padding=0, dilat
 
     ``scale=None``: the weight already carries the scale and ``shift`` is a plain bias (None: zero).
     ``act``: "none" (or None), "relu", "relu6", "sigmoid", "tanh". ``residual`` has the output's shape.
-    Output dtype is x's. The Triton kernels return channels_last outputs and run fastest on
+    Output dtype is x's. The Triton and oneDNN kernels return channels_last outputs and run fastest on
     channels_last ``x``, ``weight`` and ``residual``; the reference returns what ``F.conv2d`` does.
     """
     act = reference.activation_name(act)

@@ -1,9 +1,9 @@
 """The environment variables that steer archc_kernels, read at call time."""
 import os
 
-BACKEND = "ARCHC_KERNELS"        # "reference" | "triton" | "auto" (default)
+BACKEND = "ARCHC_KERNELS"        # "reference" | "triton" | "cpu" | "auto" (default)
 TUNE = "ARCHC_KERNELS_TUNE"      # "0": one fixed Triton config instead of autotuning
-BACKENDS = ("reference", "triton")
+BACKENDS = ("reference", "triton", "cpu")
 
 
 def raw_backend() -> str | None:

@@ -26,6 +26,7 @@ NORM = "norm"  # a normalisation
 ACTIVATION = "activation"  # pointwise; `Op.act(attrs)` names the standard function it computes, if any
 SUM = "sum"  # the elementwise sum of its inputs (a residual add)
 JOIN = "join"  # combines several inputs into one (concat, add, mean); usable as a `branches` join
+CONCAT = "concat"  # lays its inputs side by side along channels: they may be written into their slices of it
 VIEW = "view"  # in inference its output aliases its input: no memory of its own
 EVAL_IDENTITY = "eval_identity"  # returns its input in eval mode
 STATEFUL = "stateful"  # holds parameters or buffers: its name must be unique in its scope
@@ -299,7 +300,8 @@ _OPS = [
        "(LeNet-5's output layer; the centres are a buffer, not trained).",
        _linear_shape, {"out": _int()}, macs=lambda a, i, o: i[0][0] * a["out"],
        buffers=lambda a, i, o: i[0][0] * a["out"], categories=frozenset({STATEFUL})),
-    Op("concat", "Concatenate inputs along channels.", _concat_shape, arity=None, categories=frozenset({JOIN})),
+    Op("concat", "Concatenate inputs along channels.", _concat_shape, arity=None,
+       categories=frozenset({JOIN, CONCAT})),
     Op("add", "Elementwise sum of inputs.", _elementwise_shape("add"), arity=None,
        categories=frozenset({JOIN, SUM})),
     Op("mean", "Elementwise mean of inputs; with drop_path > 0, each input is dropped with that probability "

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import archc_kernels
-from archc_kernels import backend_for, conv_bn_act, route
+from archc_kernels import backend_for, conv_bn_act, cpu, route
 from archc_kernels.dispatch import triton_importable
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,7 +23,8 @@ def test_importing_the_package_does_not_import_triton():
 
 def test_backend_env_var(monkeypatch, device):
     x = torch.zeros(1, device=device)
-    auto = "triton" if x.is_cuda and triton_importable() else "reference"
+    auto = "triton" if x.is_cuda and triton_importable() else "cpu" if cpu.available() and not x.is_cuda else \
+        "reference"
     assert backend_for(x) == auto
     monkeypatch.setenv("ARCHC_KERNELS", "auto")
     assert backend_for(x) == auto
@@ -36,7 +37,16 @@ def test_backend_env_var(monkeypatch, device):
 
 def test_cpu_tensors_never_pick_triton_unless_forced(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "1")
-    assert backend_for(torch.zeros(1)) == "reference"
+    assert backend_for(torch.zeros(1)) == ("cpu" if cpu.available() else "reference")
+
+
+@pytest.mark.skipif(not cpu.available(), reason="this PyTorch lacks oneDNN's fused convolution ops")
+def test_forcing_cpu(monkeypatch):
+    monkeypatch.setenv("ARCHC_KERNELS", "cpu")
+    assert backend_for(torch.zeros(1)) == "cpu"
+    monkeypatch.setattr(cpu, "available", lambda: False)
+    with pytest.raises(RuntimeError, match="ARCHC_KERNELS=cpu"):
+        backend_for(torch.zeros(1))
 
 
 @needs_triton
@@ -131,7 +141,8 @@ def test_public_api_answers_on_every_route(case, monkeypatch, device, expected, 
 
 def test_invalid_calls_raise_on_either_backend(monkeypatch, device):
     x, weight = _conv_args(device)
-    for backend in ["reference"] + (["triton"] if triton_importable() else []):
+    for backend in ["reference"] + (["triton"] if triton_importable() else []) + (["cpu"] if cpu.available() and
+                                                                                  device == "cpu" else []):
         monkeypatch.setenv("ARCHC_KERNELS", backend)
         with pytest.raises(RuntimeError):
             conv_bn_act(x, weight, groups=3)  # the reference raises PyTorch's own error

@@ -1,10 +1,15 @@
 """The inference module: eval-mode graph passes on a copy of a trained module's graph, then a module whose
-fused nodes fold the trained conv and BN weights and whose other nodes reuse the trained modules."""
+fused nodes fold the trained conv and BN weights and whose other nodes reuse the trained modules. On the CPU
+its forward is generated per kind of input (archc/backends/torch/codegen.py); elsewhere, and whenever the
+generated forward does not apply, the executor interprets the graph."""
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 import torch
 
+from archc.backends.torch import codegen
 from archc.backends.torch.executor import ArchcModule
 from archc.backends.torch.fused import FusedConvBNAct
 from archc.passes import INFERENCE, run
@@ -14,6 +19,73 @@ FOLD = {
     "conv_bn_act": lambda a, trained: FusedConvBNAct(trained(a["conv"]), trained(a["bn"]) if a["bn"] else None,
                                                      a["act"]),
 }
+
+
+_VERSION = attrgetter("_version")
+
+
+class InferenceModule(ArchcModule):
+    """The fused module. forward(x) on the CPU runs the forward generated for x's shape and dtype (generated on
+    the first such call: weights packed for oneDNN, memory planned); a change to any parameter or buffer
+    (load_state_dict, .to(), in-place edits) generates it again. Training mode, other devices, dtypes oneDNN
+    does not compute, autograd, tracing, torch.compile and ARCHC_KERNELS=reference run the interpreter."""
+
+    MAX_FORWARDS = 8  # kinds of input kept; more (say, every batch size) starts the cache afresh
+
+    def __init__(self, graph, modules=None):
+        super().__init__(graph, modules)
+        self._forwards: dict = {}
+
+    def forward(self, x: torch.Tensor):
+        if codegen.supported(self, x):
+            key = (tuple(x.shape), x.dtype)
+            state = self._state()
+            entry = self._forwards.get(key)
+            if entry is None or entry[0] != state:
+                if len(self._forwards) >= self.MAX_FORWARDS:
+                    self._forwards.clear()
+                entry = self._forwards[key] = (state, codegen.Forward(self, x))
+            out = entry[1](x)
+            if out is not None:  # None: another thread is running it
+                return out
+        return super().forward(x)
+
+    def generated(self, x: torch.Tensor) -> codegen.Forward:
+        """The generated forward (its source, memory plan and arena) that runs inputs like x."""
+        if not codegen.supported(self, x):
+            raise ValueError("the generated forward runs eval-mode CPU inputs of a dtype oneDNN computes, "
+                             "without autograd")
+        self(x)
+        return self._forwards[(tuple(x.shape), x.dtype)][1]
+
+    def _state(self) -> tuple:
+        """Every parameter and buffer: which tensor, where its data is, how often it changed in place
+        (inference tensors, made under torch.inference_mode, keep no count)."""
+        tensors = [t for m in self._holders() for t in (*m._parameters.values(), *m._buffers.values())
+                   if t is not None]
+        try:
+            versions = tuple(map(_VERSION, [t for t in tensors if not t.is_inference()]
+                                 if self._has_inference else tensors))
+        except RuntimeError:  # an inference tensor arrived since: count the others
+            self._has_inference = True
+            return self._state()
+        return (*map(id, tensors), *map(torch.Tensor.data_ptr, tensors), *versions)
+
+    def _holders(self) -> list:
+        holders = getattr(self, "_holder_list", None)
+        if holders is None:
+            holders = self._holder_list = [m for m in self.modules() if m._parameters or m._buffers]
+            self._has_inference = any(t.is_inference() for t in (*self.parameters(), *self.buffers()))
+        return holders
+
+    def _apply(self, fn, recurse=True):  # .to(), .half(), ...: tensors may become inference tensors
+        self._holder_list = None
+        return super()._apply(fn, recurse)
+
+    def __getstate__(self):  # copies and pickles generate their own forwards
+        state = dict(self.__dict__)
+        state["_forwards"], state["_holder_list"] = {}, None
+        return state
 
 
 def fuse(model):
@@ -34,6 +106,6 @@ def fuse(model):
             continue
         fold = FOLD.get(node.op)
         modules[node.module] = fold(node.attrs, model.get_submodule) if fold else model.get_submodule(node.module)
-    fused = ArchcModule(g, modules).eval().to(memory_format=torch.channels_last)
+    fused = InferenceModule(g, modules).eval().to(memory_format=torch.channels_last)
     fused.analysis = model.analysis
     return fused
