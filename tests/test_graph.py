@@ -83,7 +83,7 @@ def test_the_executor_frees_values_as_the_liveness_schedule_says():
     s = a.graph.meta["schedules"][False]
     assert s.order == ("input", "a", "b", "c", "s", "f", "fc")
     assert s.dead == ((), (), (), ("b",), ("a", "c"), ("s",), ("f",))  # flatten aliases s: both die
-    steps, outputs, _ = archc.build(a)._plans[False]
+    steps, outputs, *_ = archc.build(a)._plans[False]
     slot = {n: i for i, n in enumerate(a.graph.order())}
     assert [sorted(free) for *_, free in steps] == [sorted(slot[d] for d in dead) for dead in s.dead[1:]]
     hw = 8 * 8

@@ -38,16 +38,35 @@ def through(rf: Field, w: Window) -> Field:
                  tuple(rf.start[i] + (Fraction(span[i], 2) - w.pad[i]) * rf.jump[i] for i in range(2)))
 
 
+def hull(fields: list[Field]) -> Field:
+    """The field of a value computed from several: the smallest field holding each input's when their jumps agree
+    (inputs on one grid: every output reads them all), else the largest (a [C,1,1] gate beside a map)."""
+    if len({f.jump for f in fields}) > 1:
+        return max(fields, key=lambda f: f.size)
+    lo = [min(f.start[i] - Fraction(f.size[i], 2) for f in fields) for i in range(2)]
+    hi = [max(f.start[i] + Fraction(f.size[i], 2) for f in fields) for i in range(2)]
+    return Field(tuple(_exact(hi[i] - lo[i]) for i in range(2)), fields[0].jump,
+                 tuple((lo[i] + hi[i]) / 2 for i in range(2)))
+
+
+def _exact(x):
+    x = Fraction(x)
+    return int(x) if x.denominator == 1 else x
+
+
 @register("receptive_field")
 def receptive_field(g: Graph) -> None:
-    """meta["rf"]: a Field. Joins take the largest field of their inputs."""
+    """meta["rf"]: a Field. A node with several inputs takes their hull (of the inputs an op reads values of: a
+    crop's size reference is not one)."""
     for node in g.nodes():
+        op = OPS[node.op]
         inputs = g.inputs(node.name)
         if not inputs:
             node.meta["rf"] = PIXEL
             continue
-        rf = max((g[i].meta["rf"] for i in inputs), key=lambda f: f.size)
-        window = OPS[node.op].window
+        read = inputs[:op.reads] if op.reads is not None else inputs
+        rf = hull([g[i].meta["rf"] for i in read]) if len(read) > 1 else g[read[0]].meta["rf"]
+        window = op.window(node.attrs, [g[i].shape for i in inputs]) if op.window else None
         if window is not None:
-            rf = through(rf, window(node.attrs, [g[i].shape for i in inputs]))
+            rf = through(rf, window)
         node.meta["rf"] = rf

@@ -1,8 +1,11 @@
 """A small whitelisted evaluator for arithmetic in spec arguments.
 
 Allowed: numbers, booleans, names bound in the environment, + - * / // % **,
-unary - + not, comparisons, and/or, `a if c else b`, min(...) and max(...) (of several values, or of one
-list value such as a block argument `[4, 9, 2]`).
+unary - + not, comparisons, and/or, `a if c else b`, min(...), max(...) and sum(...) (of several values, or of
+one list value such as a block argument `[4, 9, 2]`), and the arithmetic compound scaling needs, computed as
+torchvision computes it (Python floats): ceil(x), floor(x), round(x) (halves to even, as Python's round),
+int(x) (towards zero), make_divisible(v, divisor[, min_value]) (torchvision's `_make_divisible`: the nearest
+multiple of divisor, at least min_value (default divisor) and never more than 10% below v).
 Nothing else parses: no attributes, subscripts, other calls, comprehensions or lambdas.
 
 A name bound to UNKNOWN (the input size of a block whose input failed to expand) makes the whole expression
@@ -12,6 +15,7 @@ unknown: evaluation raises UnknownValue, which the expander treats as "already r
 from __future__ import annotations
 
 import ast
+import math
 import operator
 from typing import Mapping
 
@@ -39,7 +43,15 @@ _COMPARE = {
     ast.Gt: operator.gt,
     ast.GtE: operator.ge,
 }
-_FUNCS = {"min": min, "max": max}
+def make_divisible(v, divisor, min_value=None):
+    """torchvision's `_make_divisible` (models/_utils.py), as it computes it."""
+    new = max(min_value or divisor, int(v + divisor / 2) // divisor * divisor)
+    return new + divisor if new < 0.9 * v else new
+
+
+_AGGREGATES = {"min": min, "max": max, "sum": sum}  # of several values, or of one list
+_FUNCS = {"ceil": (math.ceil, 1, 1), "floor": (math.floor, 1, 1), "round": (round, 1, 1), "int": (int, 1, 1),
+          "make_divisible": (make_divisible, 2, 3)}  # name: (function, fewest and most arguments)
 
 
 class _Unknown:
@@ -107,7 +119,7 @@ def _eval(node: ast.AST, env: Mapping[str, object], text: str) -> object:
             return True
         case ast.IfExp(test=t, body=b, orelse=e):
             return _eval(b, env, text) if _eval(t, env, text) else _eval(e, env, text)
-        case ast.Call(func=ast.Name(id=fn), args=args, keywords=[]) if fn in _FUNCS and args:
+        case ast.Call(func=ast.Name(id=fn), args=args, keywords=[]) if fn in _AGGREGATES and args:
             values = [_eval(a, env, text) for a in args]
             if len(values) == 1 and isinstance(values[0], tuple):  # max(widths): over a list argument
                 values = list(values[0])
@@ -115,7 +127,19 @@ def _eval(node: ast.AST, env: Mapping[str, object], text: str) -> object:
                 raise ExprError(f"{fn} of an empty list in {text!r}")
             for v in values:
                 _check_number(v, text)
-            return _FUNCS[fn](values)
+            return _check_magnitude(_AGGREGATES[fn](values), text)
+        case ast.Call(func=ast.Name(id=fn), args=args, keywords=[]) if fn in _FUNCS:
+            function, fewest, most = _FUNCS[fn]
+            if not fewest <= len(args) <= most:
+                n = f"{fewest}" if fewest == most else f"{fewest} to {most}"
+                raise ExprError(f"{fn} takes {n} argument{'s' * (most > 1)}, got {len(args)} in {text!r}")
+            values = [_eval(a, env, text) for a in args]
+            for v in values:
+                _check_number(v, text)
+            try:
+                return _check_magnitude(function(*values), text)
+            except (ArithmeticError, ValueError):  # ceil of inf or nan, a zero divisor
+                raise ExprError(f"{fn} of {', '.join(map(repr, values))} is undefined in {text!r}") from None
     raise ExprError(f"not allowed in an expression: {ast.unparse(node)!r} in {text!r}")
 
 

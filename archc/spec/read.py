@@ -13,10 +13,11 @@ from dataclasses import replace
 
 from archc.errors import Diagnostics, SpecError, UnknownNameError
 from archc.spec import grammar as g
-from archc.spec.kinds import REQUIRED, ArgDecl, List, Name, short
+from archc.spec.kinds import REQUIRED, ArgDecl, List, ModuleName, Name, short
 from archc.spec.tree import Block, Item, Program, Where
 
 _NAME = Name()
+_MODULE_NAME = ModuleName()
 
 
 def read(spec, ops) -> Program:
@@ -43,6 +44,7 @@ class _Reader:
         self.block_defs = {name: bdef for name, (bdef, _) in spec.blocks.items()}
         self.blocks: dict[str, Block] = {}
         self.errors = Diagnostics()
+        self.variables = _variables(spec)  # names a call `{block: X}` may take its block from (X's value)
 
     def program(self) -> Program:
         main = {}
@@ -116,6 +118,10 @@ class _Reader:
         for k, w in v.items():
             if k in s.keys:
                 out[k] = self.read(s.keys[k].kind, w, at.child(k), f"{s.owner} {k}".lstrip())
+            elif s.others is not None:
+                if problem := _NAME.problem(k):
+                    self.error(problem, at.child(k), key=True)
+                out[k] = self.read(s.others.kind, w, at.child(k), f"{s.owner} {k}".lstrip())
             else:
                 self.unknown_key(k, s.keys, at.child(k), s.owner, s.noun)
                 unknown.append(k)
@@ -183,8 +189,7 @@ class _Reader:
                 return True
             if k in self.ops and (w is None or isinstance(w, dict) and not any(j in self.kinds for j in w)):
                 return True
-            if construct and not (isinstance(w, dict) and any(j in self.kinds and j not in construct.value.keys
-                                                              for j in w)):
+            if construct and not _names_a_node(construct, w, self.kinds):
                 return True
         return False
 
@@ -198,7 +203,7 @@ class _Reader:
     def named(self, v: dict, at: Where) -> Item | None:
         if len(v) == 1:
             (k, w), = v.items()
-            if problem := _NAME.problem(k):
+            if problem := _MODULE_NAME.problem(k):
                 self.error(problem, at.child(k), key=True)
             elif k in g.RESERVED:
                 self.error(f"{k!r} is reserved and cannot name an item ({', '.join(g.RESERVED)} are)",
@@ -266,7 +271,7 @@ class _Reader:
             self.error(f"{k} takes exactly one of " + " or ".join(f"`{j}:`" for j in construct.one_of), at)
         callee = value if isinstance(construct.value, g.BlockRef) else next(
             (keys[j] for j in keys if isinstance(beside[j].kind, g.BlockRef)), None)
-        if isinstance(callee, str) and callee in self.block_defs:
+        if isinstance(callee, str) and callee in self.block_defs:  # a block argument's callee is known later
             w = next((j for j in keys if beside[j].kind is g.WITH), None)
             self.check_call(callee, keys.get(w, {}), at.child(w) if w else None, at)
         return Item(k, value, at, keys), extras
@@ -299,6 +304,8 @@ class _Reader:
         elif v in self.block_defs:
             self.check_call(v, {}, None, at)
             return Item("block", v, at, {"with": {}})
+        elif v in self.variables:  # a block argument (or parameter) naming a block or an op: called as it says
+            return Item("block", v, at, {"with": {}})
         elif v in g.CONSTRUCTS:
             self.error(f"{v!r} is a construct: write `{{{v}: ...}}`", at)
         else:
@@ -310,7 +317,7 @@ class _Reader:
     def block_ref(self, v, at: Where):
         if problem := _NAME.problem(v):
             self.error(problem, at)
-        elif v not in self.block_defs:
+        elif v not in self.block_defs and v not in self.variables:
             self.error(f"unknown block {v!r}{_hint(v, self.block_defs, self.block_defs, 'blocks')}", at,
                        cls=UnknownNameError)
         return v
@@ -340,6 +347,45 @@ class _Reader:
         block = Block(at.yp[-1], args, extras.get("let", {}), body, at)
         self.blocks[block.name] = block
         return block
+
+
+def _names_a_node(construct: g.Construct, w, kinds) -> bool:
+    """Whether a nameable construct's key names an item rather than being the construct: its value is itself a
+    node, a list or a mapping holding an op or construct other than the construct's own settings
+    (`block: {block: se}`, `fractal: {fractal: ...}`, `block: [...]`)."""
+    own = construct.value.keys if isinstance(construct.value, g.Settings) else {}
+    return isinstance(w, list) or isinstance(w, dict) and any(j in kinds and j not in own for j in w)
+
+
+def _variables(spec) -> set[str]:
+    """Every name a value may be bound to in some environment: parameters, variants' values, table columns, block
+    arguments and lets, the names a repeat binds. `{block: X}` with X among them calls what X holds."""
+    names = set()
+    for doc in _documents(spec):
+        data = doc.data if isinstance(doc.data, dict) else {}
+        for value in _dicts(data.get("params")):
+            names |= set(value)
+            for v in value.values():
+                if isinstance(v, dict) and isinstance(v.get("columns"), list):
+                    names |= {c for c in v["columns"] if isinstance(c, str)}
+        for row in _dicts(*(data.get("variants") or {}).values()) if isinstance(data.get("variants"), dict) else ():
+            names |= set(row)
+        for bdef in _dicts(*(data.get("blocks") or {}).values()) if isinstance(data.get("blocks"), dict) else ():
+            names |= {k for key in ("args", "let") for d in _dicts(bdef.get(key)) for k in d}
+        stack = [data.get("graph"), data.get("blocks")]
+        while stack:
+            x = stack.pop()
+            if isinstance(x, dict):
+                if isinstance(x.get("repeat"), dict):
+                    names |= set(x["repeat"])
+                stack.extend(x.values())
+            elif isinstance(x, list):
+                stack.extend(x)
+    return {n for n in names if isinstance(n, str)}
+
+
+def _dicts(*values):
+    return [v for v in values if isinstance(v, dict)]
 
 
 def _documents(spec):

@@ -8,7 +8,7 @@ equal to the generated one and in agreement with the reader on random specs.
 from __future__ import annotations
 
 from archc.spec import grammar as g
-from archc.spec.kinds import NAME, REQUIRED, List
+from archc.spec.kinds import MODULE_NAME, NAME, REQUIRED, List
 
 SEQ, ITEM, NODE, BLOCKDEF = ({"$ref": f"#/$defs/{d}"} for d in ("seq", "item", "node", "blockdef"))
 
@@ -45,6 +45,8 @@ class _Generator:
             case g.Settings():
                 s = {"type": "object", "properties": {k: self.key(key) for k, key in kind.keys.items()},
                      "additionalProperties": False}
+                if kind.others is not None:
+                    s.update(additionalProperties=self.key(kind.others), propertyNames={"pattern": NAME})
                 required = [k for k, key in kind.keys.items() if key.required]
                 return {**s, "required": required} if required else s
             case g.Mapping():
@@ -116,11 +118,16 @@ class _Generator:
         forms = [{"required": [c.name]} for c in g.CONSTRUCTS.values() if not c.nameable]
         forms += [{"required": [k], "properties": {k: {"anyOf": [
             {"type": "null"}, {"type": "object", "not": {"anyOf": holds_kind}}]}}} for k in self.ops]
-        forms += [{"required": [c.name], "properties": {c.name: {"not": {"type": "object", "anyOf": [
-            {"required": [j]} for j in self.kinds if j not in c.value.keys]}}}}
+        forms += [{"required": [c.name], "properties": {c.name: {"not": {"anyOf": [{"type": "array"}, {
+            "type": "object", "anyOf": [{"required": [j]} for j in self.kinds if j not in _own(c)]}]}}}}
             for c in g.CONSTRUCTS.values() if c.nameable]
         named = {"type": "object", "minProperties": 1, "maxProperties": 1,
-                 "propertyNames": {"pattern": NAME, "not": {"enum": list(g.RESERVED)}},
+                 "propertyNames": {"pattern": MODULE_NAME, "not": {"enum": list(g.RESERVED)}},
                  "additionalProperties": NODE}
         return {"if": {"type": "object", "anyOf": forms}, "then": NODE,
                 "else": {"anyOf": [{"type": "string", "pattern": NAME}, SEQ, named]}}
+
+
+def _own(construct: g.Construct) -> dict:
+    """A construct's own settings keys (residual's body, shortcut, ...), which do not make its key a name."""
+    return construct.value.keys if isinstance(construct.value, g.Settings) else {}
