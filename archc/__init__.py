@@ -5,6 +5,7 @@
     archc.validate(spec_or_path)   -> Analysis  (analyze, and the module-name checks of build; no torch)
     archc.build(spec_or_path)      -> ArchcModule (an nn.Module; `.graph` is its analysed graph)
     archc.fuse(module)             -> an eval-only module: BN folded, conv+BN+act(+residual) fused kernels
+    archc.register_op(op, lower)   -> adds an op (its meaning, archc.ir.ops.Op) and its PyTorch lowering: plugins
 
 The pipeline, each stage importing only the ones before it: spec (text -> Spec) -> ir (ops, graph,
 expansion) -> passes (analysis, inference rewriting) -> analysis/report -> backends.torch (modules).
@@ -12,12 +13,13 @@ expansion) -> passes (analysis, inference rewriting) -> analysis/report -> backe
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from archc.errors import ArchcError, ArchcErrors, ExprError, LimitError, ShapeError, SpecError
 from archc.spec.load import Spec
 
-__all__ = ["load", "loads", "analyze", "validate", "build", "fuse", "Spec",
+__all__ = ["load", "loads", "analyze", "validate", "build", "fuse", "register_op", "Spec",
            "ArchcError", "ArchcErrors", "SpecError", "ShapeError", "ExprError", "LimitError"]
 
 
@@ -83,3 +85,26 @@ def fuse(module):
     from archc.backends.torch.inference import fuse as _fuse
 
     return _fuse(module)
+
+
+def register_op(op, lower) -> None:
+    """Add an op to archc without forking it: `op` is its meaning (an archc.ir.ops.Op: arguments, shape, params,
+    MACs, window, categories), `lower(attrs, in_shapes)` builds the nn.Module that runs it (import torch inside it:
+    registering imports nothing). Installed packages call this from a function named by an entry point in the
+    group `archc.ops`; specs can then name the op. Raises ValueError for a name archc or a plugin already uses, or
+    that a spec cannot write."""
+    from archc.backends.torch import PLUGINS
+    from archc.ir.ops import INTERNAL, OPS, Op, register
+    from archc.spec.grammar import CONSTRUCTS, RESERVED
+    from archc.spec.kinds import NAME
+
+    if not isinstance(op, Op) or not callable(lower):
+        raise ValueError("register_op(op, lower) takes an archc.ir.ops.Op and a function (attrs, in_shapes) -> module")
+    if not re.match(NAME, op.name) or op.name in CONSTRUCTS or op.name in RESERVED or op.name == "none":
+        raise ValueError(f"{op.name!r} cannot name an op (a name, not a construct or reserved word)")
+    if INTERNAL in op:
+        raise ValueError(f"op {op.name!r}: plugins add ops specs can write (not internal ones)")
+    if op.name in OPS:
+        raise ValueError(f"op {op.name!r} is already registered")
+    register(op)
+    PLUGINS[op.name] = lower

@@ -295,7 +295,16 @@ class _Expander:
     def iterations(self, written, env: dict, at: Where, path: str) -> list[dict]:
         """What a repeat binds in each iteration: nothing (a count), a table's row (its columns), or the items of
         equal-length lists in step ({name: list, ...})."""
-        if isinstance(written, dict):
+        if isinstance(written, dict) and "columns" in written:  # a table written in place: cells are expressions
+            columns = written["columns"]
+            rows = []
+            for r, row in enumerate(written["rows"]):
+                if len(row) != len(columns):
+                    raise self.fail(f"table row {r} has {len(row)} values for {len(columns)} columns "
+                                    f"({', '.join(columns)})", at.child("rows", r), path, ShapeError)
+                rows.append({c: self.resolve(VALUE, v, env, at.child("rows", r, j), path, f"repeat {c}")
+                             for j, (c, v) in enumerate(zip(columns, row))})
+        elif isinstance(written, dict):
             lists = {k: self.resolve(LIST, v, env, at.child(k), path, f"repeat {k}") for k, v in written.items()}
             lengths = {len(v) for v in lists.values()}
             if len(lengths) > 1:

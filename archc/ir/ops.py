@@ -80,9 +80,30 @@ def register(op: Op) -> Op:
     return op
 
 
-def spec_ops() -> dict[str, Op]:
-    """The ops a spec may write."""
-    return {name: op for name, op in OPS.items() if INTERNAL not in op}
+class OpTable(dict):
+    """The ops a spec may write (name -> Op), knowing which package provides an op it lacks."""
+
+    def provider(self, name: str) -> str | None:
+        from archc.ir import plugins
+
+        return plugins.provider(name)
+
+    def why_missing(self, package: str) -> str:
+        """Why a package's ops are missing: not installed, or its plugin failed to load."""
+        from archc.ir import plugins
+
+        if package in plugins.FAILED:
+            return f"its plugin failed to load: {plugins.FAILED[package]}"
+        return "installed, but it registers no such op" if plugins.installed(package) else \
+            f"not installed (pip install {package})"
+
+
+def spec_ops() -> OpTable:
+    """The ops a spec may write: archc's and installed plugins' (loaded the first time this is asked)."""
+    from archc.ir import plugins
+
+    plugins.load()
+    return OpTable((name, op) for name, op in OPS.items() if INTERNAL not in op)
 
 
 def pair(v) -> tuple[int, int]:

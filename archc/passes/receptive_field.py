@@ -54,6 +54,27 @@ def _exact(x):
     return int(x) if x.denominator == 1 else x
 
 
+def regrid(fields: list[Field], shapes: list, out: tuple) -> list[Field]:
+    """Fields of inputs broadcast along an axis (a [C,1,1] gate beside [C,H,W]) moved onto the output's grid: on
+    that axis they take the jump of an input that is not broadcast, and a start that keeps them exact at the
+    central output (every output reads the same broadcast value)."""
+    fields = list(fields)
+    for axis in range(2):
+        full = [f for f, s in zip(fields, shapes) if len(s) == 3 and s[axis + 1] == out[axis + 1]]
+        if not full or len(out) != 3:
+            continue
+        jump = full[0].jump[axis]
+        for j, (f, s) in enumerate(zip(fields, shapes)):
+            if len(s) == 3 and s[axis + 1] != out[axis + 1]:
+                start = f.start[axis] - (out[axis + 1] // 2) * jump
+                fields[j] = Field(f.size, _set(f.jump, axis, jump), _set(f.start, axis, start))
+    return fields
+
+
+def _set(pair: tuple, axis: int, value) -> tuple:
+    return tuple(value if i == axis else x for i, x in enumerate(pair))
+
+
 @register("receptive_field")
 def receptive_field(g: Graph) -> None:
     """meta["rf"]: a Field. A node with several inputs takes their hull (of the inputs an op reads values of: a
@@ -65,7 +86,8 @@ def receptive_field(g: Graph) -> None:
             node.meta["rf"] = PIXEL
             continue
         read = inputs[:op.reads] if op.reads is not None else inputs
-        rf = hull([g[i].meta["rf"] for i in read]) if len(read) > 1 else g[read[0]].meta["rf"]
+        fields = [g[i].meta["rf"] for i in read]
+        rf = hull(regrid(fields, [g[i].shape for i in read], node.shape)) if len(read) > 1 else fields[0]
         window = op.window(node.attrs, [g[i].shape for i in inputs]) if op.window else None
         if window is not None:
             rf = through(rf, window)

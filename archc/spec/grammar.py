@@ -173,9 +173,12 @@ _DROP_PATH = OneOf((
               "mode": _MODE},
              owner="drop_path", tag="linear"),
     Settings({"p": Key(PROBABILITY, True, doc="the probability"), "mode": _MODE}, owner="drop_path", tag="p")))
-# What a repeat iterates: a count; a table (its rows, binding the columns); or names of equal-length lists,
-# iterated in step (`{depth: depths, width: widths}`).
-_REPEAT = OneOf((Int(), Mapping(List(VALUE, expr=True), min=1)))
+# What a repeat iterates: a count; a table (a parameter, or written here: its rows, binding the columns); or names
+# of equal-length lists, iterated in step (`{depth: depths, width: widths}`).
+TABLE = Settings({"columns": Key(List(Name(), min=1), True, doc="the names each row binds"),
+                  "rows": Key(List(List(VALUE)), True, doc="one list of values (or expressions) per iteration")},
+                 owner="table", tag="columns")
+_REPEAT = OneOf((Int(), TABLE, Mapping(List(VALUE, expr=True), min=1)))
 
 _CONSTRUCTS = [
     Construct("seq", "A sequence: each item takes the previous item's output (a plain list is one too).", SEQ),

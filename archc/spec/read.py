@@ -52,6 +52,7 @@ class _Reader:
             values = self.read(g.LIBRARY if "library" in doc.data else g.SPEC, doc.data, Where(doc, ()))
             if doc is self.spec:
                 main = values
+        self.check_requires()
         self.errors.raise_if_any()
         return Program(main["input"], Item("seq", main["graph"], Where(self.spec, ("graph",))), self.blocks)
 
@@ -64,12 +65,34 @@ class _Reader:
         what = f"{owner} has no {noun} {k!r}" if owner else f"unknown {noun} {k!r}"
         self.error(what + hint, at, key=True, cls=UnknownNameError if noun == "argument" else SpecError)
 
-    def unknown_op(self, k: str, at: Where) -> None:
+    def unknown_op(self, k: str, at: Where, what: str = "op", key: bool = True) -> None:
         if k in self.block_defs:
-            self.error(f"{k!r} is a block: call it as `- {k}` or `{{block: {k}, with: {{...}}}}`", at, key=True)
+            self.error(f"{k!r} is a block: call it as `- {k}` or `{{block: {k}, with: {{...}}}}`", at, key=key)
             return
-        hint = _hint(k, [*self.ops, *g.CONSTRUCTS, *self.block_defs], self.ops)
-        self.error(f"unknown op {k!r}{hint}", at, key=True, cls=UnknownNameError)
+        self.error(f"unknown {what} {k!r}{self.plugin_hint(k) or _hint(k, [*self.ops, *g.CONSTRUCTS, *self.block_defs], self.ops)}",
+                   at, key=key, cls=UnknownNameError)
+
+    def plugin_hint(self, k: str) -> str:
+        """Which package provides a missing op, when that is known (archc's registry of plugins, or the spec's
+        `requires:`), and why its ops are missing."""
+        provider = getattr(self.ops, "provider", lambda name: None)(k)
+        if provider:
+            return f": it is provided by the plugin package {provider!r}, {self.ops.why_missing(provider)}"
+        required = self.spec.data.get("requires")
+        if isinstance(required, list) and required and hasattr(self.ops, "why_missing"):
+            why = "; ".join(f"{p!r} {self.ops.why_missing(p)}" for p in required if isinstance(p, str))
+            return f" (archc has no such op; this spec requires plugin packages: {why})"
+        return ""
+
+    def check_requires(self) -> None:
+        """Every package the spec requires (for its plugin ops) is installed and its plugin loaded."""
+        required = self.spec.data.get("requires")
+        for i, package in enumerate(required if isinstance(required, list) else []):
+            why = self.ops.why_missing(package) if isinstance(package, str) and hasattr(self.ops, "why_missing") \
+                else None
+            if why and not why.startswith("installed"):
+                self.error(f"this spec requires the plugin package {package!r}: {why}",
+                           Where(self.spec, ("requires", i)))
 
     # -- the grammar's kinds ------------------------------------------------------------------------------
     def read(self, kind, v, at: Where, subject: str = ""):
@@ -309,8 +332,7 @@ class _Reader:
         elif v in g.CONSTRUCTS:
             self.error(f"{v!r} is a construct: write `{{{v}: ...}}`", at)
         else:
-            hint = _hint(v, [*self.ops, *self.block_defs], self.ops)
-            self.error(f"unknown op or block {v!r}{hint}", at, cls=UnknownNameError)
+            self.unknown_op(v, at, "op or block", key=False)
         return None
 
     # -- blocks -------------------------------------------------------------------------------------------------
@@ -377,7 +399,8 @@ def _variables(spec) -> set[str]:
             x = stack.pop()
             if isinstance(x, dict):
                 if isinstance(x.get("repeat"), dict):
-                    names |= set(x["repeat"])
+                    columns = x["repeat"].get("columns")
+                    names |= set(columns if isinstance(columns, list) else x["repeat"])
                 stack.extend(x.values())
             elif isinstance(x, list):
                 stack.extend(x)

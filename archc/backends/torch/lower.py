@@ -7,7 +7,7 @@ from typing import Callable
 
 from torch import nn
 
-from archc.backends.torch import layers
+from archc.backends.torch import PLUGINS, layers
 from archc.backends.torch.fused import FusedConvBNAct
 from archc.ir.graph import Node
 from archc.ir.ops import Shape, pair
@@ -108,4 +108,5 @@ LOWERINGS: dict[str, Callable[[dict, list[Shape]], nn.Module]] = {
 
 
 def lower(node: Node, in_shapes: list[Shape]) -> nn.Module:
-    return LOWERINGS[node.op](node.attrs, in_shapes)
+    """The module computing a node: from the lowering table, or from the plugin that registered its op."""
+    return (LOWERINGS.get(node.op) or PLUGINS[node.op])(node.attrs, in_shapes)
