@@ -83,6 +83,7 @@ class _Expander:
         self.depth = 0
         self.symbols = frozenset({*(n for n, op in OPS.items() if INTERNAL not in op), *self.program.blocks, NONE})
         self.values: dict[str, str] = {}  # module path -> the value its item computed (for `outputs:`)
+        self.block_inputs: list[dict] = [{}]  # per block call being expanded: its inputs after the first
 
     def run(self) -> Graph:
         env = dict(self.spec.params)
@@ -199,7 +200,8 @@ class _Expander:
             if item.kind in OPS:
                 return self.op(item, env, x, scope, name)
             construct = CONSTRUCTS[item.kind]
-            x = self.single(x, item.where, scope.prefix)
+            if item.kind != "block":  # a block call may take several inputs (`from: [a, b]`)
+                x = self.single(x, item.where, scope.prefix)
             if construct.scope == "pass":
                 return EXPANSIONS[item.kind](self, item, env, x, scope, name)
             if construct.scope == "own" or name:
@@ -237,13 +239,14 @@ class _Expander:
         return Item(callee, with_, item.where, name=item.name)
 
     def resolve_from(self, item: Item, local: dict, scope: Scope):
+        names = {**self.block_inputs[-1], **scope.names, **local}  # a block's own input1, input2, ... too
         ids = []
         for ref in item.from_:
-            if ref not in local and ref not in scope.names:
-                known = ", ".join(list(local) + [n for n in scope.names if n not in local])
+            if ref not in names:
+                known = ", ".join(list(local) + [n for n in names if n not in local])
                 raise self.fail(f"from: no earlier item named {ref!r} here (known: {known})",
                                 item.where.child("from"), scope.prefix, UnknownNameError)
-            ids.append(local[ref] if ref in local else scope.names[ref])
+            ids.append(names[ref])
         return ids[0] if len(ids) == 1 else tuple(ids)
 
     def op(self, item: Item, env: dict, x, scope: Scope, name: str | None):
@@ -273,6 +276,8 @@ class _Expander:
             raise self.fail(f"blocks nest deeper than {MAX_DEPTH} (recursive block?)", item.where, scope.prefix,
                             LimitError)
         path = scope.path(name) if name else scope.prefix
+        inputs = x if isinstance(x, tuple) else (x,)  # with `from: [a, b, ...]`: its input, and input1, ...
+        x = inputs[0]
         benv = dict(self.spec.params)
         shape = (UNKNOWN,) * 3 if x is POISON else self.g[x].shape
         benv.update(zip(("in_channels", "in_height", "in_width"), shape) if len(shape) == 3
@@ -287,10 +292,12 @@ class _Expander:
         for k, v in block.let.items():
             benv[k] = self.resolve(VALUE, v, benv, block.where.child("let", k), path, k)
         self.depth += 1
+        self.block_inputs.append({f"input{j}": v for j, v in enumerate(inputs[1:], 1)})
         try:
             return self.emit(block.body, benv, x, scope, name)
         finally:
             self.depth -= 1
+            self.block_inputs.pop()
 
     def iterations(self, written, env: dict, at: Where, path: str) -> list[dict]:
         """What a repeat binds in each iteration: nothing (a count), a table's row (its columns), or the items of

@@ -414,7 +414,13 @@ class Symbol:
         return None if isinstance(v, str) else f"must be {self.what}, got {short(v)}"
 
     def resolve(self, v, ev: Evaluate) -> str:
-        v = ev(v) if isinstance(v, str) else v
+        if isinstance(v, str):
+            try:
+                v = ev(v)
+            except SpecError:
+                if _NAME.match(v):  # a bare name that names nothing
+                    raise SpecError(f"{v!r} is not an op, a block or none") from None
+                raise
         if not isinstance(v, str):
             raise SpecError(f"must be {self.what}, got {short(v)}")
         return v

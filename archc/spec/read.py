@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from archc.errors import Diagnostics, SpecError, UnknownNameError
 from archc.spec import grammar as g
-from archc.spec.kinds import REQUIRED, ArgDecl, List, ModuleName, Name, short
+from archc.spec.kinds import KINDS, NONE, REQUIRED, Arg, ArgDecl, List, ModuleName, Name, short
 from archc.spec.tree import Block, Item, Program, Where
 
 _NAME = Name()
@@ -347,7 +347,14 @@ class _Reader:
     def declared(self, block: str) -> dict:
         """A block's arguments as declared (read leniently: its definition reports its own mistakes)."""
         args = self.block_defs[block].get("args") if isinstance(self.block_defs[block], dict) else None
-        return {k: ArgDecl().arg(w) for k, w in args.items()} if isinstance(args, dict) else {}
+        return {k: self.arg(w) for k, w in args.items()} if isinstance(args, dict) else {}
+
+    def arg(self, written) -> Arg:
+        """A block argument declared by a kind's name or a default; a default naming an op, a block or none makes
+        an argument that holds a block (`act: relu`, `attn: none`)."""
+        if isinstance(written, str) and (written in self.ops or written in self.block_defs or written == NONE):
+            return Arg(KINDS["block"], written)
+        return ArgDecl().arg(written)
 
     def check_call(self, block: str, with_: dict, at_with: Where | None, at: Where) -> None:
         declared = self.declared(block)
@@ -365,7 +372,7 @@ class _Reader:
             self.error(f"a block must be {g.BlockDef.what}, got {short(v)}", at)
             return None
         body, extras = self.kinds_object(v, at, g.BLOCK_KEYS)
-        args = {k: ArgDecl().arg(w) for k, w in extras.get("args", {}).items()}
+        args = {k: self.arg(w) for k, w in extras.get("args", {}).items()}
         block = Block(at.yp[-1], args, extras.get("let", {}), body, at)
         self.blocks[block.name] = block
         return block
