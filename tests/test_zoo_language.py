@@ -304,7 +304,7 @@ def test_a_block_takes_several_inputs():
                 "graph:\n  - big: {conv: {out: 2, k: 3}}\n  - small: {maxpool: {k: 2}}\n"
                 "  - s: {conv: {out: 3, k: 3}}\n  - dec: {block: up, from: [s, big]}\n", head="archc: 1\nname: t\ninput: [1, 18, 18]\n")
     g = a.graph
-    assert g.inputs("dec.cc") == ["big", "dec.u"] and g["dec.2"].shape == (5, 10, 10)
+    assert g.inputs("dec.cc") == ["big", "dec.u"] and g["dec.2"].shape == (5, 12, 12)
     with pytest.raises(archc.SpecError, match="no earlier item named 'input2'"):
         analyze("blocks:\n  b:\n    seq: [{add: null, from: [input, input2]}]\n"
                 "graph:\n  - a: relu\n  - c: {block: b, from: [a, input]}\n")
