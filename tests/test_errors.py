@@ -141,7 +141,7 @@ def errors_of(tmp_path, body: str) -> list[tuple[str, str, str]]:
 OPS_LIST = f"(ops: {', '.join(spec_ops())})"
 DIAGNOSTICS = [
     # (id, spec body after the header, line:col, path, message (start))
-    ("unknown-op-null", "graph:\n  - {mish: null}\n", "5:6", "graph.0.mish", "unknown op 'mish' " + OPS_LIST),
+    ("unknown-op-null", "graph:\n  - {frob: null}\n", "5:6", "graph.0.frob", "unknown op 'frob' " + OPS_LIST),
     ("unknown-op-with-args", "graph:\n  - {cnov: {out: 8, k: 3}}\n", "5:6", "graph.0.cnov",
      "unknown op 'cnov' (did you mean 'conv'?)"),
     ("unknown-op-args-not-ops", "graph:\n  - {whiten: {eps: 1e-6}}\n", "5:6", "graph.0.whiten",

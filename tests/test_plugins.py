@@ -53,15 +53,16 @@ m = archc.build(a).eval()
 x = torch.randn(2, 3, 32, 32)
 y = m(x)
 ref = m.head(torch.nn.functional.pixel_shuffle(torch.nn.functional.mish(m.conv2(torch.nn.functional.mish(m.conv1(x)))), 2))
+from archc import cli
+rc = cli.main(["validate", {str(SPEC)!r}])                # what a user runs
 print(json.dumps({{"schema": '"pixel_shuffle"' in schema and '"mish"' in schema, "shape": list(y.shape),
-                  "equal": torch.equal(y, ref)}}))
+                  "equal": torch.equal(y, ref), "validate": rc}}))
 """
     p = run(site, code)
     assert p.returncode == 0, p.stderr
-    assert json.loads(p.stdout) == {"schema": True, "shape": [2, 3, 64, 64], "equal": True}
-    p = subprocess.run([sys.executable, "-m", "archc.cli", "validate", str(SPEC)], capture_output=True, text=True,
-                       cwd=ROOT, env={"PYTHONPATH": str(site)}, timeout=120)
-    assert p.returncode == 0 and p.stdout.startswith(f"{SPEC}: ok: mish_net: 4,448 params"), p.stderr
+    *lines, last = p.stdout.splitlines()
+    assert lines == [f"{SPEC}: ok: mish_net: 4,448 params, 4.76 MMACs, output out [3, 64, 64]"]
+    assert json.loads(last) == {"schema": True, "shape": [2, 3, 64, 64], "equal": True, "validate": 0}
 
 
 def test_a_missing_plugin_is_a_located_error_naming_its_package():

@@ -6,24 +6,33 @@ where the variant names its torchvision builder, the keys and shapes of its stat
 no memory, no initialisation), parameters, MACs, dropout and stochastic-depth probabilities against the manifest.
 Real forward passes run for each spec's default variant, at a small input where FORWARD says so."""
 
+import functools
 import json
 
 import pytest
 import torch
+import yaml
 
 import archc
-from conftest import MANIFESTS, SPECS, spec_id
-
-# Parameters the forward-pass tests set, for specs whose defaults are costly to run on the CPU (the static figures
-# are checked at the defaults): U-Net's smallest valid tile, ConvNeXt at 64x64.
-FORWARD = {"unet": {"tile": 188}, "convnext": {"size": 64}}
+from conftest import FORWARD, MANIFESTS, SPECS, spec_id
 
 
 def variants(path) -> list:
-    return list(archc.load(path).variants) or [None]
+    """A spec's variants, read from its YAML alone (collection stays cheap), or [None]."""
+    return list(yaml.safe_load(path.read_text()).get("variants") or {}) or [None]
 
 
 VARIANTS = [(path, v) for path in SPECS for v in variants(path)]
+
+
+@functools.lru_cache(maxsize=None)
+def loaded(path):
+    return archc.load(path)
+
+
+def variant_spec(path, variant):
+    """The spec with its variant selected (loaded and schema-checked once per spec)."""
+    return loaded(path).with_params({"variant": variant}) if variant else loaded(path)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +54,7 @@ def test_declares_expected_figures(path):
     """Every spec states its published parameter count (and, where the architecture's name has one, its depth:
     weight layers on the longest path, 152 for ResNet-152), each variant its own; analysis raises ExpectError if a
     figure differs."""
-    spec = archc.load(path)
+    spec = loaded(path)
     rows = spec.variants.values() or [spec.data]
     assert all("params" in row.get("expect", {}) for row in rows), "every spec (variant) states its parameter count"
     assert spec.expect is not None
@@ -56,7 +65,7 @@ def test_declares_expected_figures(path):
 def test_variant_figures_and_torchvision_manifest(path, variant):
     """Each variant's `expect:` holds; a variant (or spec) declaring `torchvision: <model>` has exactly that model's
     state_dict keys and shapes, parameter count and MACs, and its dropout and stochastic-depth probabilities."""
-    spec = archc.load(path, **({"variant": variant} if variant else {}))
+    spec = variant_spec(path, variant)
     analysis = archc.analyze(spec)  # checks the variant's expect
     if spec.torchvision is None:
         return
@@ -75,7 +84,7 @@ def test_variant_figures_and_torchvision_manifest(path, variant):
 
 
 def test_every_torchvision_spec_has_a_manifest():
-    names = {archc.load(p, **({"variant": v} if v else {})).torchvision for p, v in VARIANTS} - {None}
+    names = {variant_spec(p, v).torchvision for p, v in VARIANTS} - {None}
     assert all((MANIFESTS / f"{n}.json").exists() for n in names)
 
 

@@ -77,8 +77,10 @@ def test_repeat_errors_are_located(repeat, words):
 def test_parameters_are_data_not_expressions():
     with pytest.raises(archc.SpecError, match="a parameter is data, not an expression"):
         analyze("params: {w: 2 * 3}\ngraph: [relu]\n")
-    with pytest.raises(archc.SpecError, match="table row 1 must be a list of 2 values"):
-        analyze("params:\n  t: {columns: [a, b], rows: [[1, 2], [3]]}\ngraph: [relu]\n")
+    with pytest.raises(archc.SpecError, match="table row 1 must be a list of numbers, true/false or names"):
+        analyze("params:\n  t: {columns: [a, b], rows: [[1, 2], [[3]]]}\ngraph: [relu]\n")
+    with pytest.raises(archc.ShapeError, match=r"table row 1 has 1 values for 2 columns \(a, b\)"):
+        analyze("params:\n  t: {columns: [a, b], rows: [[1, 2], [3]]}\ngraph: [{repeat: t, body: relu}]\n")
 
 
 VARIANTS = ("params: {variant: small, classes: 10}\n"

@@ -321,6 +321,10 @@ class _Expander:
         else:
             value = self.resolve(VALUE, written, env, at, path, "repeat")
             if isinstance(value, Table):
+                bad = next((r for r, row in enumerate(value.rows) if len(row) != len(value.columns)), None)
+                if bad is not None:
+                    raise self.fail(f"table row {bad} has {len(value.rows[bad])} values for {len(value.columns)} "
+                                    f"columns ({', '.join(value.columns)})", at, path, ShapeError)
                 rows = value.records()
             elif isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
                 raise self.fail(f"repeat takes a count, a table or {{name: list, ...}}, got {value!r}", at, path)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from archc.errors import Loc, SpecError
+from archc.errors import Loc, SpecError, UnknownNameError
 from archc.spec.kinds import ParamValue, short, to_value
 from archc.spec.read import read
 from archc.spec.tree import Program
@@ -104,7 +104,7 @@ class Spec:
         if self.variants:
             name = overrides.get("variant", declared.get("variant"))
             if name not in self.variants:
-                raise SpecError(f"unknown variant {short(name)} (variants: {', '.join(self.variants)})",
+                raise UnknownNameError(f"unknown variant {short(name)} (variants: {', '.join(self.variants)})",
                                 self.loc(("params", "variant")))
             values.update({k: v for k, v in self.variants[name].items() if k not in VARIANT_KEYS})
         for k, v in overrides.items():
@@ -173,22 +173,23 @@ def _check_variants(spec: Spec) -> None:
     or declared in params (so that every variant binds every name)."""
     if not spec.variants:
         if "variant" in spec.data.get("params", {}):
-            raise SpecError("params.variant selects one of the spec's variants, but it has none (add `variants:`)",
+            raise UnknownNameError("params.variant selects one of the spec's variants, but it has none (add "
+                                   "`variants:`)",
                             spec.loc(("params", "variant"), key=True))
         return
     params = spec.data.get("params", {})
     if "variant" not in params:
-        raise SpecError("a spec with variants names its default in params: {variant: NAME}", spec.loc(("variants",),
-                                                                                                     key=True))
+        raise UnknownNameError("a spec with variants names its default in params: {variant: NAME}",
+                               spec.loc(("variants",), key=True))
     keys = {name: set(row) - set(VARIANT_KEYS) for name, row in spec.variants.items()}
     every = set().union(*keys.values())
     for name, own in keys.items():
         if "variant" in own:
-            raise SpecError("a variant cannot set `variant`", spec.loc(("variants", name, "variant"), key=True))
+            raise UnknownNameError("a variant cannot set `variant`", spec.loc(("variants", name, "variant"), key=True))
         missing = sorted(k for k in every - own if k not in params)
         if missing:
-            raise SpecError(f"variant {name!r} does not set {', '.join(missing)}, which other variants set (set it, "
-                            "or declare its default in params)", spec.loc(("variants", name), key=True))
+            raise UnknownNameError(f"variant {name!r} does not set {', '.join(missing)}, which other variants set "
+                                   "(set it, or declare its default in params)", spec.loc(("variants", name), key=True))
 
 
 def _check_schema(spec: Spec, ops) -> None:

@@ -92,7 +92,7 @@ class _Reader:
                 else None
             if why and not why.startswith("installed"):
                 self.error(f"this spec requires the plugin package {package!r}: {why}",
-                           Where(self.spec, ("requires", i)))
+                           Where(self.spec, ("requires", i)), cls=UnknownNameError)
 
     # -- the grammar's kinds ------------------------------------------------------------------------------
     def read(self, kind, v, at: Where, subject: str = ""):
