@@ -5,6 +5,7 @@
     archc.validate(spec_or_path)   -> Analysis  (analyze, and the module-name checks of build; no torch)
     archc.build(spec_or_path)      -> ArchcModule (an nn.Module; `.graph` is its analysed graph)
     archc.fuse(module)             -> an eval-only module: BN folded, conv+BN+act(+residual) fused kernels
+    archc.register_op(op, lower)   -> adds an op (its meaning, archc.ir.ops.Op) and its PyTorch lowering: plugins
 
 The pipeline, each stage importing only the ones before it: spec (text -> Spec) -> ir (ops, graph,
 expansion) -> passes (analysis, inference rewriting) -> analysis/report -> backends.torch (modules).
@@ -14,13 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import re
 from pathlib import Path
 
 from archc.errors import ArchcError, ArchcErrors, CheckpointError, ExprError, LimitError, ShapeError, SpecError
 from archc.spec.limits import Limits
 from archc.spec.load import Spec
 
-__all__ = ["load", "loads", "analyze", "validate", "build", "fuse", "Spec", "Limits",
+__all__ = ["load", "loads", "analyze", "validate", "build", "fuse", "register_op", "Spec", "Limits",
            "ArchcError", "ArchcErrors", "SpecError", "ShapeError", "ExprError", "LimitError", "CheckpointError"]
 
 
@@ -64,8 +66,9 @@ def _spec(spec_or_path, params, limits) -> Spec:
 
 
 def analyze(spec_or_path, check: bool = True, *, limits: Limits | dict | None = None, **params):
-    """Expand and analyse a spec; with `check`, its `expect:` figures must hold (unless parameters changed).
-    Past a limit (the spec's own, or `limits`), a located LimitError, before any tensor exists."""
+    """Expand and analyse a spec; with `check`, its `expect:` figures (or its variant's) must hold (unless
+    parameters other than the variant changed). Past a limit (the spec's own, or `limits`), a located LimitError,
+    before any tensor exists."""
     from archc.analysis import Analysis
     from archc.ir.expand import expand
     from archc.passes import ANALYSIS, run
@@ -73,7 +76,7 @@ def analyze(spec_or_path, check: bool = True, *, limits: Limits | dict | None = 
     with _no_gc():
         spec = _spec(spec_or_path, params, limits)
         analysis = Analysis(spec, run(expand(spec), ANALYSIS))
-    if check and not spec.overrides:
+    if check:
         analysis.check_expect()
     return analysis
 
@@ -126,3 +129,26 @@ def fuse(module):
     from archc.backends.torch.inference import fuse as _fuse
 
     return _fuse(module)
+
+
+def register_op(op, lower) -> None:
+    """Add an op to archc without forking it: `op` is its meaning (an archc.ir.ops.Op: arguments, shape, params,
+    MACs, window, categories), `lower(attrs, in_shapes)` builds the nn.Module that runs it (import torch inside it:
+    registering imports nothing). Installed packages call this from a function named by an entry point in the
+    group `archc.ops`; specs can then name the op. Raises ValueError for a name archc or a plugin already uses, or
+    that a spec cannot write."""
+    from archc.backends.torch import PLUGINS
+    from archc.ir.ops import INTERNAL, OPS, Op, register
+    from archc.spec.grammar import CONSTRUCTS, RESERVED
+    from archc.spec.kinds import NAME
+
+    if not isinstance(op, Op) or not callable(lower):
+        raise ValueError("register_op(op, lower) takes an archc.ir.ops.Op and a function (attrs, in_shapes) -> module")
+    if not re.match(NAME, op.name) or op.name in CONSTRUCTS or op.name in RESERVED or op.name == "none":
+        raise ValueError(f"{op.name!r} cannot name an op (a name, not a construct or reserved word)")
+    if INTERNAL in op:
+        raise ValueError(f"op {op.name!r}: plugins add ops specs can write (not internal ones)")
+    if op.name in OPS:
+        raise ValueError(f"op {op.name!r} is already registered")
+    register(op)
+    PLUGINS[op.name] = lower

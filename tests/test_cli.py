@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from archc import cli
+from archc.ir.ops import spec_ops
 
 
 def run(*args):
@@ -76,7 +77,7 @@ def test_user_errors_exit_2(args, words, capsys):
 
 def test_validate_goes_on_over_every_file_and_fails_if_any_failed(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("archc: 1\nname: bad\ninput: [3, 8, 8]\ngraph:\n  - {silu: null}\n"
+    bad.write_text("archc: 1\nname: bad\ninput: [3, 8, 8]\ngraph:\n  - {frob: null}\n"
                    "  - a: {conv: {out: 8, k: 3, strid: 1}}\n")
     clash = tmp_path / "clash.yaml"
     clash.write_text("archc: 1\nname: clash\ninput: [3, 8, 8]\ngraph:\n  - forward: relu\n")
@@ -84,9 +85,7 @@ def test_validate_goes_on_over_every_file_and_fails_if_any_failed(tmp_path, caps
     out, err = capsys.readouterr()
     assert [line.split(":")[0] for line in out.splitlines()] == ["specs/vgg16.yaml", "specs/resnet18.yaml"]
     assert err.splitlines() == [
-        f"{bad}:5:6: graph.0.silu: unknown op 'silu' (ops: conv, bn, relu, relu6, sigmoid, tanh, softmax, lrn, "
-        "maxpool, avgpool, adaptive_avgpool, gap, dropout, drop_path, linear, flatten, identity, pad_channels, "
-        "rbf, concat, add, mean)",
+        f"{bad}:5:6: graph.0.frob: unknown op 'frob' (ops: {', '.join(spec_ops())})",
         f"{bad}:6:30: graph.1.a.conv.strid: conv has no argument 'strid' (did you mean 'stride'?)",
         "nope.yaml:1:1: cannot read spec: No such file or directory",
         f"{clash}:5:14: forward: 'forward' is an attribute of nn.Module: a module cannot take this name"]

@@ -5,6 +5,7 @@ import pytest
 
 import archc
 from archc.errors import MAX_ERRORS, ArchcErrors, ExpectError, ExprError, LimitError, ShapeError, SpecError
+from archc.ir.ops import spec_ops
 
 HEAD = "archc: 1\nname: bad\ninput: [3, 32, 32]\n"
 
@@ -46,8 +47,8 @@ CASES = [
      ShapeError, "8:12", "x.c", "groups=2 must divide"),
     ("empty-output", "graph:\n  - p: {maxpool: {k: 64}}\n",
      ShapeError, "5:8", "p", "empty output"),
-    ("linear-needs-flat", "graph:\n  - fc: {linear: {out: 10}}\n",
-     ShapeError, "5:9", "fc", "add a flatten"),
+    ("rbf-needs-flat", "graph:\n  - out: {rbf: {out: 10}}\n",
+     ShapeError, "5:10", "out", "add a flatten"),
     ("unknown-name", "graph:\n  - conv1: {conv: {out: width * 2, k: 3}}\n",
      ExprError, "5:25", "conv1", "unknown name 'width'"),
     ("forbidden-expr", "params: {w: 2}\ngraph:\n  - conv1: {conv: {out: \"__import__('os').getpid()\", k: 3}}\n",
@@ -90,8 +91,8 @@ CASES = [
      SpecError, "5:5", "graph.0.input", "'input' is reserved and cannot name an item"),
     ("aux-named-aux", "graph:\n  - aux: {aux: [gap]}\n",
      SpecError, "5:10", "graph.0.aux", "an aux head cannot be an aux itself"),
-    ("residual-needs-settings", "graph:\n  - residual: [relu]\n",
-     SpecError, "5:15", "graph.0.residual", "residual must be a mapping of residual settings, got ['relu']"),
+    ("residual-needs-settings", "graph:\n  - residual: 3\n",
+     SpecError, "5:15", "graph.0.residual", "residual must be a mapping of residual settings, got 3"),
     ("two-ops-in-one-item", "graph:\n  - conv1: {conv: {out: 8, k: 3}, bn: {}}\n",
      SpecError, "5:12", "graph.0.conv1", "one item holds 'conv' and 'bn'"),
     ("repeat-needs-body", "graph:\n  - {repeat: 3}\n",
@@ -137,14 +138,14 @@ def errors_of(tmp_path, body: str) -> list[tuple[str, str, str]]:
     return [(f"{e.loc.line}:{e.loc.col}", e.path, e.message) for e in info.value.errors]
 
 
-OPS_LIST = "(ops: conv, bn, relu, relu6, sigmoid, tanh, softmax, lrn, maxpool, avgpool, adaptive_avgpool, gap, "
+OPS_LIST = f"(ops: {', '.join(spec_ops())})"
 DIAGNOSTICS = [
     # (id, spec body after the header, line:col, path, message (start))
-    ("unknown-op-null", "graph:\n  - {silu: null}\n", "5:6", "graph.0.silu", "unknown op 'silu' " + OPS_LIST),
+    ("unknown-op-null", "graph:\n  - {frob: null}\n", "5:6", "graph.0.frob", "unknown op 'frob' " + OPS_LIST),
     ("unknown-op-with-args", "graph:\n  - {cnov: {out: 8, k: 3}}\n", "5:6", "graph.0.cnov",
      "unknown op 'cnov' (did you mean 'conv'?)"),
-    ("unknown-op-args-not-ops", "graph:\n  - {layernorm: {eps: 1e-6}}\n", "5:6", "graph.0.layernorm",
-     "unknown op 'layernorm' " + OPS_LIST),
+    ("unknown-op-args-not-ops", "graph:\n  - {whiten: {eps: 1e-6}}\n", "5:6", "graph.0.whiten",
+     "unknown op 'whiten' " + OPS_LIST),
     ("when-beside-a-name", "graph:\n  - {a: {conv: {out: 8, k: 3}}, when: 'true'}\n", "5:33", "graph.0.when",
      "`when:` stands inside the named item, beside its op or construct: `a: {conv: ..., when: ...}`"),
     ("from-beside-a-name", "graph:\n  - a: relu\n  - {b: relu, from: a}\n", "6:15", "graph.1.from",

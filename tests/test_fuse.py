@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import archc
-from conftest import SPECS, spec_id
+from conftest import FORWARD, SPECS, spec_id
 
 
 def randomise_bn(model):
@@ -24,7 +24,7 @@ def randomise_bn(model):
 @pytest.mark.parametrize("path", SPECS, ids=spec_id)
 def test_fused_equals_eager_in_float64(path):
     torch.manual_seed(0)
-    model = randomise_bn(archc.build(path)).double().eval()
+    model = randomise_bn(archc.build(path, **FORWARD.get(path.stem, {}))).double().eval()
     fused = archc.fuse(model)
     x = torch.randn(1, *model.analysis.input_shape, dtype=torch.float64)
     with torch.no_grad():

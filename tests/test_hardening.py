@@ -219,11 +219,18 @@ def test_every_number_follows_one_policy(tmp_path, item, where, words):
 
 @pytest.mark.parametrize("value,words", [("1.0e+300", "1e+300 is out of range"), (".nan", "NaN is not a number"),
                                          ("99999999999999999999999", "out of range"), ("!!int abc", "as !!int"),
-                                         ("[1, 2]", "expected a number"), ("&a [*a]", "own anchor")])
+                                         ("{a: 1}", "expected a number, true/false, a name or a list"),
+                                         ("&a [*a]", "own anchor")])
 def test_set_values_follow_the_same_policy(tmp_path, value, words):
     f = write(tmp_path, HEAD + "params: {width: 8.0}\ngraph:\n  - {conv: {out: 4, k: 3}}\n")
     line = refused("compile", f, "--set", f"width={value}")
     assert line.startswith("--set width: ") and words in line, line
+
+
+def test_set_values_of_another_kind_do_not_fit_the_parameter(tmp_path):
+    f = write(tmp_path, HEAD + "params: {width: 8.0, sizes: [1, 2]}\ngraph:\n  - {conv: {out: 4, k: 3}}\n")
+    refused("compile", f, "--set", "width=[1, 2]", where=f"{f}:4:17", words="parameter 'width' is 8.0; [1, 2] does not fit")
+    refused("compile", f, "--set", "sizes=[1, 1.0e+400]", words="out of range")
 
 
 def test_the_policy_itself(tmp_path):

@@ -3,6 +3,7 @@ parameters, MACs, receptive field) and categories (view, eval identity, stateful
 forward pass of its PyTorch lowering, and runs every spec-writable op from a spec."""
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import pytest
 import torch
@@ -35,9 +36,17 @@ SAMPLES = {
     "relu": [S({}, [(3, 5, 5)])],
     "relu6": [S({}, [(3, 5, 5)])],
     "sigmoid": [S({}, [(3, 5, 5)])],
+    "silu": [S({}, [(3, 5, 5)])],
+    "gelu": [S({}, [(3, 5, 5)]), S({"approximate": "tanh"}, [(6,)])],
+    "hardswish": [S({}, [(3, 5, 5)])],
+    "hardsigmoid": [S({}, [(3, 5, 5)])],
+    "leaky_relu": [S({}, [(3, 5, 5)]), S({"slope": 0.2}, [(3, 5, 5)])],
     "tanh": [S({}, [(3, 5, 5)]), S({"scale": 1.7159, "slope": 2 / 3}, [(3, 5, 5)])],
     "softmax": [S({}, [(4, 5, 5)])],
     "lrn": [S({"size": 3}, [(6, 5, 5)])],
+    "layernorm": [S({"eps": 1e-6}, [(6, 5, 5)]), S({}, [(7,)])],
+    "groupnorm": [S({"groups": 2}, [(6, 5, 5)])],
+    "scale": [S({"init": 0.5}, [(4, 5, 5)]), S({"init": 2}, [(5,)])],
     "maxpool": [S({"k": 3, "stride": 2, "ceil": True}, [(3, 10, 10)]), S({"k": 2}, [(3, 8, 9)])],
     "avgpool": [S({"k": 3, "stride": 2, "pad": 1, "count_include_pad": False}, [(3, 11, 11)]),
                 S({"k": 2, "divisor": 1}, [(3, 8, 8)])],
@@ -45,20 +54,33 @@ SAMPLES = {
     "gap": [S({}, [(4, 7, 7)])],
     "dropout": [S({"p": 0.5}, [(3, 5, 5)])],
     "drop_path": [S({"p": 0.3}, [(3, 5, 5)])],
-    "linear": [S({"out": 7}, [(12,)]), S({"out": 3, "bias": False}, [(5,)])],
+    "linear": [S({"out": 7}, [(12,)]), S({"out": 3, "bias": False}, [(5,)]), S({"out": 5}, [(3, 4, 6)])],
     "flatten": [S({}, [(3, 4, 5)])],
     "identity": [S({}, [(3, 5, 5)])],
     "pad_channels": [S({"out": 7}, [(4, 5, 5)])],
     "rbf": [S({"out": 5}, [(12,)], False, "RBF units are squared distances, not multiply-accumulates torch counts")],
+    "chunk": [S({"chunks": 2, "index": 1}, [(6, 5, 5)]), S({"chunks": 3, "index": 0}, [(6, 5, 5)])],
+    "channel_shuffle": [S({"groups": 2}, [(6, 5, 5)]), S({"groups": 3}, [(6, 4, 4)])],
+    "upsample": [S({"scale": 2}, [(2, 5, 5)]), S({"scale": 3, "mode": "bilinear"}, [(2, 5, 5)]),
+                 S({"size": [9, 7], "mode": "bilinear"}, [(2, 5, 4)]),
+                 S({"size": 9, "mode": "bilinear", "align_corners": True}, [(2, 5, 5)]),
+                 S({"size": [8, 7]}, [(2, 4, 5)])],
+    "conv_transpose": [S({"out": 3, "k": 2, "stride": 2}, [(4, 5, 5)]),
+                       S({"out": 4, "k": 3, "stride": 2, "pad": 1, "output_pad": 1, "groups": 2}, [(4, 5, 5)]),
+                       S({"out": 2, "k": [4, 3], "stride": [2, 1], "pad": [1, 0], "bias": False}, [(3, 4, 5)]),
+                       S({"out": 2, "k": 3, "stride": 3, "dilation": 2}, [(2, 4, 4)])],
+    "crop": [S({}, [(3, 9, 8), (5, 4, 5)])],
     "concat": [S({}, [(2, 5, 5), (3, 5, 5), (1, 5, 5)])],
-    "add": [S({}, [(3, 5, 5), (3, 5, 5)])],
+    "add": [S({}, [(3, 5, 5), (3, 5, 5)]), S({}, [(3, 5, 5), (3, 1, 1)])],
+    "mul": [S({}, [(3, 5, 5), (3, 1, 1)]), S({}, [(3, 4, 5), (3, 1, 5), (1, 4, 1)])],
     "mean": [S({"drop_path": 0.2}, [(3, 5, 5), (3, 5, 5), (3, 5, 5)])],
     "conv_bn_act": [S({"conv": "c", "bn": "b", "act": "relu6", "out": 6, "k": 3, "pad": 1}, [(4, 7, 7), (6, 7, 7)]),
                     S({"conv": "c", "act": "none", "out": 4, "k": 1, "stride": 2, "bias": False}, [(4, 8, 8)])],
 }
 CASES = [(name, i, s) for name, samples in SAMPLES.items() for i, s in enumerate(samples)]
 IDS = [f"{name}-{i}" for name, i, _ in CASES]
-FUNCTIONS = {"relu": torch.relu, "relu6": F.relu6, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
+FUNCTIONS = {"relu": torch.relu, "relu6": F.relu6, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "silu": F.silu,
+             "gelu": F.gelu, "hardswish": F.hardswish, "hardsigmoid": F.hardsigmoid, "leaky_relu": F.leaky_relu}
 
 
 def attrs(op, written: dict) -> dict:
@@ -109,9 +131,9 @@ def test_categories_match_the_module(name, i, sample):
         assert act is None or torch.equal(out, FUNCTIONS[act](xs[0]))
 
 
-def measured_field(module, xs) -> list[tuple[float, int]]:
-    """(centre, size) per axis of the input pixels that move the central output pixel of a forward pass:
-    each input pixel is pushed (by a different amount per channel) in one batch entry of its own."""
+def measured_fields(module, xs):
+    """For every output pixel, the input pixels that move it: each input pixel of xs[0] is pushed (by a different
+    amount per channel) in one batch entry of its own. Returns [out_h, out_w, in_h, in_w] booleans."""
     x = xs[0][:1]
     _, c, h, w = x.shape
     pushed = x.repeat(h * w + 1, 1, 1, 1)
@@ -121,24 +143,44 @@ def measured_field(module, xs) -> list[tuple[float, int]]:
     rest = [t[:1].expand(h * w + 1, *t.shape[1:]) for t in xs[1:]]
     with torch.no_grad():
         out = module(pushed, *rest)
-    oy, ox = out.shape[2] // 2, out.shape[3] // 2
-    moved = [p for p in range(h * w) if not torch.equal(out[p + 1, :, oy, ox], out[0, :, oy, ox])]
-    rows, cols = [p // w for p in moved], [p % w for p in moved]
-    return [((min(r) + max(r) + 1) / 2, max(r) - min(r) + 1) for r in (rows, cols)], (oy, ox)
+    # moved beyond rounding: an interpolation weight that is 0 in exact arithmetic may come out as 1e-16
+    moved = ((out[1:] - out[:1]).abs() > 1e-9).any(1)  # [in_h * in_w, out_h, out_w]
+    return moved.reshape(h, w, *out.shape[2:]).permute(2, 3, 0, 1)
+
+
+def extent(mask_1d) -> tuple[int, int]:
+    rows = mask_1d.nonzero().flatten().tolist()
+    return min(rows), max(rows) + 1
 
 
 @pytest.mark.parametrize("name,i,sample", CASES, ids=IDS)
 def test_receptive_field_matches_a_forward_pass(name, i, sample):
+    """The static field against the input pixels that move each output. With whole-pixel strides the field of the
+    central output pixel is exact (size and centre); with fractional strides (upsampling) no window is exact for
+    every output, and the field is the tightest window holding each output's field: every output along the
+    central row and column lies inside it, and some output reaches each of its edges."""
     op, a = OPS[name], attrs(OPS[name], sample.args)
     shape = op.shape(a, sample.inputs)
     if len(sample.inputs[0]) != 3 or len(shape) != 3:
         pytest.skip("no spatial field: the input or output is flat")
     module, xs = lowered(name, sample)
-    field_ = through(PIXEL, op.window(a, sample.inputs)) if op.window else PIXEL
-    measured, out_at = measured_field(module, xs)
-    for axis, (centre, size) in enumerate(measured):
-        assert size == field_.size[axis]
-        assert centre == field_.start[axis] + out_at[axis] * field_.jump[axis]
+    window = op.window(a, sample.inputs) if op.window else None
+    field_ = through(PIXEL, window) if window else PIXEL
+    moved = measured_fields(module, xs)
+    oy, ox = shape[1] // 2, shape[2] // 2
+    for axis in range(2):
+        lines = moved[:, ox].any(2) if axis == 0 else moved[oy].any(1)  # [outputs along the axis, input pixels]
+        centre_out = (oy, ox)[axis]
+        fields = {o: extent(line) for o, line in enumerate(lines) if line.any()}
+        size, jump, start = field_.size[axis], field_.jump[axis], field_.start[axis]
+        if Fraction(jump).denominator == 1:
+            lo, hi = fields[centre_out]
+            assert (hi - lo, Fraction(lo + hi, 2)) == (size, start + centre_out * jump)
+            continue
+        edges = [(lo - (start + o * jump - Fraction(size, 2)), start + o * jump + Fraction(size, 2) - hi)
+                 for o, (lo, hi) in fields.items()]
+        assert min(e for pair in edges for e in pair) >= 0, "every output's field lies inside the window"
+        assert min(e[0] for e in edges) == 0 and min(e[1] for e in edges) == 0, "the window is the tightest"
 
 
 SPEC_CASES = [(name, i, s) for name, i, s in CASES

@@ -1,15 +1,38 @@
-"""Every spec in specs/ is tested: figures, static shapes against a real forward pass, train and eval,
-and, where torchvision ships the model, its exact state_dict keys and shapes."""
+"""Every spec in specs/ is tested: figures, static shapes against a real forward pass, train and eval, and, where
+torchvision ships the model, its exact state_dict keys and shapes.
 
+A spec with variants (`--set variant=NAME`) is checked statically in every variant: its `expect:` figures, and,
+where the variant names its torchvision builder, the keys and shapes of its state_dict (built on the meta device:
+no memory, no initialisation), parameters, MACs, dropout and stochastic-depth probabilities against the manifest.
+Real forward passes run for each spec's default variant, at a small input where FORWARD says so."""
+
+import functools
 import json
 
 import pytest
 import torch
+import yaml
 
 import archc
-from conftest import MANIFESTS, SPECS, spec_id
+from conftest import FORWARD, MANIFESTS, SPECS, spec_id
 
-pytestmark = pytest.mark.parametrize("path", SPECS, ids=spec_id)
+
+def variants(path) -> list:
+    """A spec's variants, read from its YAML alone (collection stays cheap), or [None]."""
+    return list(yaml.safe_load(path.read_text()).get("variants") or {}) or [None]
+
+
+VARIANTS = [(path, v) for path in SPECS for v in variants(path)]
+
+
+@functools.lru_cache(maxsize=None)
+def loaded(path):
+    return archc.load(path)
+
+
+def variant_spec(path, variant):
+    """The spec with its variant selected (loaded and schema-checked once per spec)."""
+    return loaded(path).with_params({"variant": variant}) if variant else loaded(path)
 
 
 @pytest.fixture(scope="module")
@@ -19,24 +42,50 @@ def built():
     def get(path):
         if path not in cache:
             torch.manual_seed(0)
-            cache[path] = archc.build(path)
+            cache[path] = archc.build(path, **FORWARD.get(path.stem, {}))
         return cache[path]
 
     yield get
     cache.clear()
 
 
+@pytest.mark.parametrize("path", SPECS, ids=spec_id)
 def test_declares_expected_figures(path):
     """Every spec states its published parameter count (and, where the architecture's name has one, its depth:
-    weight layers on the longest path, 152 for ResNet-152); analysis raises ExpectError if a figure differs."""
-    spec = archc.load(path)
-    assert "params" in spec.data.get("expect", {}), "every spec states its published parameter count"
+    weight layers on the longest path, 152 for ResNet-152), each variant its own; analysis raises ExpectError if a
+    figure differs."""
+    spec = loaded(path)
+    rows = spec.variants.values() or [spec.data]
+    assert all("params" in row.get("expect", {}) for row in rows), "every spec (variant) states its parameter count"
+    assert spec.expect is not None
     archc.analyze(spec)
 
 
-def test_params_match_module(path, built):
-    m = built(path)
-    assert sum(p.numel() for p in m.parameters()) == m.analysis.params
+@pytest.mark.parametrize("path,variant", VARIANTS, ids=[f"{spec_id(p)}-{v}" if v else spec_id(p) for p, v in VARIANTS])
+def test_variant_figures_and_torchvision_manifest(path, variant):
+    """Each variant's `expect:` holds; a variant (or spec) declaring `torchvision: <model>` has exactly that model's
+    state_dict keys and shapes, parameter count and MACs, and its dropout and stochastic-depth probabilities."""
+    spec = variant_spec(path, variant)
+    analysis = archc.analyze(spec)  # checks the variant's expect
+    if spec.torchvision is None:
+        return
+    tv = json.loads((MANIFESTS / f"{spec.torchvision}.json").read_text())
+    with torch.device("meta"):
+        module = archc.build(analysis)
+    assert sorted([k, list(v.shape)] for k, v in module.state_dict().items()) == sorted(tv["state_dict"])
+    assert analysis.params_without_aux == tv.get("params_without_aux", tv["params"])
+    assert analysis.input_shape == tv["input"] and analysis.macs == tv["macs"]
+    nodes = analysis.nodes()
+    assert [n.attrs["p"] for n in nodes if n.op == "dropout"] == tv["dropout"]
+    for mode, ps in tv["stochastic_depth"].items():  # torchvision has one per block; archc where a branch is added
+        ours = iter(ps)
+        assert all(any(n.attrs["p"] == p for p in ours) for n in nodes if n.op == "drop_path" and n.attrs["mode"] == mode)
+    assert not any(n.op == "drop_path" and n.attrs["mode"] not in tv["stochastic_depth"] for n in nodes)
+
+
+def test_every_torchvision_spec_has_a_manifest():
+    names = {variant_spec(p, v).torchvision for p, v in VARIANTS} - {None}
+    assert all((MANIFESTS / f"{n}.json").exists() for n in names)
 
 
 def _run_with_hooks(module, x):
@@ -64,6 +113,13 @@ def _run_with_hooks(module, x):
     return out, seen
 
 
+@pytest.mark.parametrize("path", SPECS, ids=spec_id)
+def test_params_match_module(path, built):
+    m = built(path)
+    assert sum(p.numel() for p in m.parameters()) == m.analysis.params
+
+
+@pytest.mark.parametrize("path", SPECS, ids=spec_id)
 @pytest.mark.parametrize("mode", ["eval", "train"])
 def test_static_shapes_equal_forward_pass(path, built, mode):
     m = built(path)
@@ -77,29 +133,18 @@ def test_static_shapes_equal_forward_pass(path, built, mode):
     assert seen == expected
     ran = {n for n in g if n != g.input and (mode == "train" or not g[n].meta["aux"])}
     assert set(seen) == ran, "every node ran exactly in the modes it should"
-    outs = out if isinstance(out, tuple) else (out,)
-    names = [o["name"] for o in m.analysis.outputs if mode == "train" or not o["aux"]]
-    assert len(outs) == len(names)
-    for o, meta in zip(outs, [o for o in m.analysis.outputs if mode == "train" or not o["aux"]]):
+    active = [o for o in m.analysis.outputs if mode == "train" or not o["aux"]]
+    outs = list(out.values()) if isinstance(out, dict) else list(out) if isinstance(out, tuple) else [out]
+    if isinstance(out, dict):
+        assert list(out) == [o["name"] for o in active]
+    assert len(outs) == len(active)
+    for o, meta in zip(outs, active):
         assert tuple(o.shape) == (batch, *meta["shape"])
         assert torch.isfinite(o).all()
     m.eval()
 
 
-def test_torchvision_state_dict(path, built):
-    """A spec declaring `torchvision: <model>` has exactly that model's state_dict keys and shapes."""
-    spec = archc.load(path)
-    if "torchvision" not in spec.data:
-        pytest.skip("not a torchvision model")
-    tv = json.loads((MANIFESTS / f"{spec.data['torchvision']}.json").read_text())
-    m = built(path)
-    ours = [[k, list(v.shape)] for k, v in m.state_dict().items()]
-    assert sorted(ours) == sorted(tv["state_dict"])
-    assert m.analysis.params_without_aux == tv.get("params_without_aux", tv["params"])
-    if "macs" in tv:
-        assert m.analysis.macs == tv["macs"]
-
-
+@pytest.mark.parametrize("path", SPECS, ids=spec_id)
 def test_peak_activations_match_a_real_forward_pass(path, built):
     """The static peak equals the most output storage alive at once in a real eval forward pass,
     tracked through forward hooks and storage finalizers."""

@@ -89,7 +89,9 @@ compare SPEC MODEL
 
 compare-all --out FILE
     Run ``compare`` for every spec in ``specs/`` that declares
-    ``torchvision: <model>`` and write a markdown table of the results
+    ``torchvision: <model>``, each variant of a spec with variants that
+    names its torchvision model (with ``--set variant=NAME``), and write a
+    markdown table of the results
     (spec, model, input, params, strict load, max abs diff, relative error,
     result; the date and versions in its header) to FILE. Exits 1 if any
     row fails.
@@ -473,7 +475,9 @@ def cmd_compare(args):
 
 
 def torchvision_specs(folder):
-    """(spec path, model) for every spec in FOLDER declaring torchvision."""
+    """(spec path, model, parameters) for every spec in FOLDER declaring
+    torchvision, and for every variant of a spec with variants that declares
+    one (parameters {"variant": NAME})."""
     sys.path.insert(0, REPO_ROOT)
     import archc
 
@@ -481,9 +485,12 @@ def torchvision_specs(folder):
     for fn in sorted(os.listdir(folder)):
         if fn.endswith(".yaml"):
             path = os.path.join(folder, fn)
-            model = archc.load(path).data.get("torchvision")
-            if model:
-                found.append((path, model))
+            spec = archc.load(path)
+            for variant in list(spec.variants) or [None]:
+                params = {"variant": variant} if variant else {}
+                model = archc.load(path, **params).torchvision
+                if model:
+                    found.append((path, model, params))
     return found
 
 
@@ -493,14 +500,16 @@ def cmd_compare_all(args):
 
     rows = []
     failed = 0
-    for path, model in torchvision_specs(args.specs):
+    for path, model, params in torchvision_specs(args.specs):
         spec = os.path.splitext(os.path.basename(path))[0]
+        if params:
+            spec += " (%s)" % params["variant"]
         start = time.time()
         if model not in MODELS:
             r = {"load": "unknown torchvision model %r" % model,
                  "params": None, "input": None}
         else:
-            r = compare(path, model, args.seed, args.tol)
+            r = compare(path, model, args.seed, args.tol, params=params)
         ok = r["load"] is None and r["ok"]
         failed += not ok
         rows.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
@@ -524,7 +533,8 @@ def cmd_compare_all(args):
                     torch.__version__.split("+")[0],
                     torchvision.__version__.split("+")[0]))
         f.write("`python tools/torchvision_manifest.py compare-all` runs, for"
-                " every spec in `specs/` declaring\n`torchvision: MODEL`, "
+                " every spec in `specs/` declaring\n`torchvision: MODEL` (and "
+                "every variant that declares one, `--set variant=NAME`), "
                 "`compare SPEC MODEL`: MODEL is built with weights=None under"
                 " a fixed seed,\nits constant-initialised parameters and "
                 "buffers (BN/LN affine and running statistics, layer scale,"

@@ -12,7 +12,10 @@ nest at most ITEM_DEPTH deep (block calls included), so the recursion stays with
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Mapping
+from dataclasses import replace
 
 from archc.errors import ArchcError, Diagnostics, ExprError, LimitError, ShapeError, SpecError, UnknownNameError
 from archc.ir.graph import Graph, Node, Output
@@ -20,12 +23,38 @@ from archc.ir.ops import INTERNAL, JOIN, OPS, STATEFUL, Op
 from archc.ir.scope import Modules, Scope, is_unit
 from archc.spec.expr import MAX_MAGNITUDE, UNKNOWN, UnknownValue, evaluate, show
 from archc.spec.grammar import CONSTRUCTS, PROBABILITY
-from archc.spec.kinds import REQUIRED, VALUE, Bool, Int
+from archc.spec.kinds import NONE, REQUIRED, VALUE, Bool, Int, List, Symbol, Table
 from archc.spec.limits import ITEM_DEPTH
 from archc.spec.tree import Item, Where
 
 COUNT = Int()
 WHEN = Bool()
+SYMBOL = Symbol()
+LIST = List(VALUE, expr=True)
+
+
+class Symbols(Mapping):
+    """An expression's environment: its bound names, then the names of ops and blocks and `none`, which stand for
+    themselves (a block argument `attn: "se if use_se else none"`, a table cell `hardswish`)."""
+
+    def __init__(self, env: dict, symbols: frozenset):
+        self.env, self.symbols = env, symbols
+
+    def __getitem__(self, name):
+        if name in self.env:
+            return self.env[name]
+        if name in self.symbols:
+            return name
+        raise KeyError(name)
+
+    def __contains__(self, name) -> bool:
+        return name in self.env or name in self.symbols
+
+    def __iter__(self):
+        return iter(self.env)
+
+    def __len__(self) -> int:
+        return len(self.env)
 
 
 class _Poison:
@@ -58,6 +87,9 @@ class _Expander:
         self.steps = 0
         self.units: dict = {}  # Item -> whether it is a unit (scope.is_unit), once per item
         self.literal: dict = {}  # Item -> its op's attributes, when none is an expression
+        self.symbols = frozenset({*(n for n, op in OPS.items() if INTERNAL not in op), *self.program.blocks, NONE})
+        self.values: dict[str, str] = {}  # module path -> the value its item computed (for `outputs:`)
+        self.block_inputs: list[dict] = [{}]  # per block call being expanded: its inputs after the first
 
     def run(self) -> Graph:
         env = dict(self.spec.params)
@@ -70,8 +102,28 @@ class _Expander:
         except _Stop:
             out = POISON
         self.errors.raise_if_any()
-        self.g.outputs.insert(0, Output("out", out, False))
+        self.g.outputs[:0] = self.outputs(out)
+        self.errors.raise_if_any()
         return self.g
+
+    def outputs(self, last) -> list[Output]:
+        """The main outputs: the graph's last value, or the items `outputs:` names (module paths)."""
+        written = self.spec.data.get("outputs")
+        if not written:
+            return [Output("out", last, False)]
+        self.g.meta["dict_outputs"] = True  # the module returns {name: tensor}
+        pairs = [(p, p, i) for i, p in enumerate(written)] if isinstance(written, list) else \
+            [(k, p, k) for k, p in written.items()]
+        found = []
+        for name, path, key in pairs:
+            if path not in self.values:
+                close = difflib.get_close_matches(path, list(self.values), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                self.errors.add(self.fail(f"outputs: no item has the module path {path!r}{hint}",
+                                          Where(self.spec, ("outputs", key)), "outputs", UnknownNameError))
+            else:
+                found.append(Output(name, self.values[path], False))
+        return found
 
     # -- errors and values --------------------------------------------------------------------------------
     @staticmethod
@@ -93,14 +145,14 @@ class _Expander:
     def resolve(self, kind, written, env: dict, at: Where, path: str, subject: str):
         """A written value of `kind`, expressions evaluated in env; errors located at `at`."""
         try:
-            return kind.resolve(written, lambda text: evaluate(text, env))
+            return kind.resolve(written, lambda text: evaluate(text, Symbols(env, self.symbols)))
         except ArchcError as e:  # an expression's own message, or a kind's, which reads after the subject
             message = e.message if isinstance(e, ExprError) else f"{subject} {e.message}"
             raise type(e)(message, at.loc(), path or at.path) from None
 
     def template(self, text: str, env: dict, at: Where, path: str) -> str:
         name = re.sub(r"\{([^{}]*)\}", lambda m: str(self.resolve(VALUE, m.group(1), env, at, path, "names")), text)
-        if not re.fullmatch(r"[A-Za-z0-9_]+", name):
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_-]*", name):
             raise self.fail(f"names template {text!r} gives {name!r}, not a valid name", at, path)
         return name
 
@@ -124,6 +176,7 @@ class _Expander:
             self.stop(self.fail(f"the spec expands to more than {self.limits.nodes:,} nodes "
                                 f"{self.limits.exceeded('nodes')}", at, module, LimitError))
         self.g.add(Node(name, op, attrs, module, loc, shape), inputs)
+        self.values[module] = name
         return name
 
     def internal(self, op: str, attrs: dict, inputs: list, scope: Scope, at: Where):
@@ -163,18 +216,26 @@ class _Expander:
                 return None
             if item.from_ is not None:
                 x = self.resolve_from(item, local or {}, scope)
+            if item.kind == "block" and item.value not in self.program.blocks:
+                item = self.callee(item, env, scope)
+                if item is None:  # a block argument that is `none`: nothing here
+                    return None
             name = name or item.name
             if name is None and positional and is_unit(item, self.program.blocks, self.units):
                 name = scope.take()
             if item.kind in OPS:
                 return self.op(item, env, x, scope, name)
             construct = CONSTRUCTS[item.kind]
-            x = self.single(x, item.where, scope.prefix)
+            if item.kind != "block":  # a block call may take several inputs (`from: [a, b]`)
+                x = self.single(x, item.where, scope.prefix)
             if construct.scope == "pass":
                 return EXPANSIONS[item.kind](self, item, env, x, scope, name)
             if construct.scope == "own" or name:
                 scope = scope.child(name or scope.take())
-            return EXPANSIONS[item.kind](self, item, env, x, scope, None)
+            out = EXPANSIONS[item.kind](self, item, env, x, scope, None)
+            if scope.prefix and out is not POISON:
+                self.values[scope.prefix] = out
+            return out
         except UnknownValue:
             return POISON
         except LimitError as e:
@@ -185,14 +246,35 @@ class _Expander:
         finally:
             self.depth -= 1
 
+    def callee(self, item: Item, env: dict, scope: Scope) -> Item | None:
+        """A call through a name bound to a block or op name (a block argument `attn: se`): the call it makes."""
+        at = item.where.child("block")  # the `block:` value (or, for a bare name, the name itself)
+        callee = self.resolve(SYMBOL, item.value, env, at, scope.prefix, f"block {item.value}")
+        with_ = item.keys.get("with", {})
+        if callee == NONE:
+            return None
+        if callee in self.program.blocks:
+            return replace(item, value=callee, from_=None, when=None)
+        op = OPS.get(callee)
+        if op is None or INTERNAL in op:
+            raise self.fail(f"block {item.value} is {callee!r}, which is neither a block, an op nor none", at,
+                            scope.prefix, UnknownNameError)
+        unknown = [k for k in with_ if k not in op.args]
+        if unknown:
+            raise self.fail(f"block {item.value} is the op {callee!r}, which has no argument {unknown[0]!r} "
+                            f"(arguments: {', '.join(op.args) or 'none'})", item.where.child("with", unknown[0]),
+                            scope.prefix, UnknownNameError)
+        return Item(callee, with_, item.where, name=item.name)
+
     def resolve_from(self, item: Item, local: dict, scope: Scope):
+        names = {**self.block_inputs[-1], **scope.names, **local}  # a block's own input1, input2, ... too
         ids = []
         for ref in item.from_:
-            if ref not in local and ref not in scope.names:
-                known = ", ".join(list(local) + [n for n in scope.names if n not in local])
+            if ref not in names:
+                known = ", ".join(list(local) + [n for n in names if n not in local])
                 raise self.fail(f"from: no earlier item named {ref!r} here (known: {known})",
                                 item.where.child("from"), scope.prefix, UnknownNameError)
-            ids.append(local[ref] if ref in local else scope.names[ref])
+            ids.append(names[ref])
         return ids[0] if len(ids) == 1 else tuple(ids)
 
     def op(self, item: Item, env: dict, x, scope: Scope, name: str | None):
@@ -228,6 +310,8 @@ class _Expander:
         """A block call: its body, with its own environment (spec params, arguments, lets, input shape)."""
         block = self.program.blocks[item.value]
         path = scope.path(name) if name else scope.prefix
+        inputs = x if isinstance(x, tuple) else (x,)  # with `from: [a, b, ...]`: its input, and input1, ...
+        x = inputs[0]
         benv = dict(self.spec.params)
         shape = (UNKNOWN,) * 3 if x is POISON else self.g[x].shape
         benv.update(zip(("in_channels", "in_height", "in_width"), shape) if len(shape) == 3
@@ -241,19 +325,60 @@ class _Expander:
                 benv[k] = self.resolve(arg.kind, arg.default, benv, block.where.child("args", k), path, subject)
         for k, v in block.let.items():
             benv[k] = self.resolve(VALUE, v, benv, block.where.child("let", k), path, k)
-        return self.emit(block.body, benv, x, scope, name)
+        self.block_inputs.append({f"input{j}": v for j, v in enumerate(inputs[1:], 1)})
+        try:
+            return self.emit(block.body, benv, x, scope, name)
+        finally:
+            self.block_inputs.pop()
+
+    def iterations(self, written, env: dict, at: Where, path: str) -> list[dict]:
+        """What a repeat binds in each iteration: nothing (a count), a table's row (its columns), or the items of
+        equal-length lists in step ({name: list, ...})."""
+        if isinstance(written, dict) and "columns" in written:  # a table written in place: cells are expressions
+            columns = written["columns"]
+            rows = []
+            for r, row in enumerate(written["rows"]):
+                if len(row) != len(columns):
+                    raise self.fail(f"table row {r} has {len(row)} values for {len(columns)} columns "
+                                    f"({', '.join(columns)})", at.child("rows", r), path, ShapeError)
+                rows.append({c: self.resolve(VALUE, v, env, at.child("rows", r, j), path, f"repeat {c}")
+                             for j, (c, v) in enumerate(zip(columns, row))})
+        elif isinstance(written, dict):
+            lists = {k: self.resolve(LIST, v, env, at.child(k), path, f"repeat {k}") for k, v in written.items()}
+            lengths = {len(v) for v in lists.values()}
+            if len(lengths) > 1:
+                sizes = ", ".join(f"{k} has {len(v)}" for k, v in lists.items())
+                raise self.fail(f"repeat lists must have one length: {sizes}", at, path, ShapeError)
+            rows = [dict(zip(lists, values)) for values in zip(*lists.values())]
+        else:
+            value = self.resolve(VALUE, written, env, at, path, "repeat")
+            if isinstance(value, Table):
+                bad = next((r for r, row in enumerate(value.rows) if len(row) != len(value.columns)), None)
+                if bad is not None:
+                    raise self.fail(f"table row {bad} has {len(value.rows[bad])} values for {len(value.columns)} "
+                                    f"columns ({', '.join(value.columns)})", at, path, ShapeError)
+                rows = value.records()
+            elif isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+                raise self.fail(f"repeat takes a count, a table or {{name: list, ...}}, got {value!r}", at, path)
+            else:
+                n = int(value)
+                if not 0 <= n <= self.limits.repeat:
+                    raise self.fail(f"repeat count {n} outside 0..{self.limits.repeat:,}"
+                                    + f" {self.limits.exceeded('repeat')}" * (n > 0), at, path, LimitError)
+                rows = [{}] * n
+        if len(rows) > self.limits.repeat:
+            raise self.fail(f"repeat count {len(rows)} outside 0..{self.limits.repeat:,} "
+                            f"{self.limits.exceeded('repeat')}", at, path, LimitError)
+        return rows
 
     def repeat(self, item: Item, env: dict, x, scope: Scope, name=None):
-        at = item.where.child("repeat")
-        n = self.resolve(COUNT, item.value, env, at, scope.prefix, "repeat")
-        if not 0 <= n <= self.limits.repeat:
-            raise self.fail(f"repeat count {n} outside 0..{self.limits.repeat:,}"
-                            + f" {self.limits.exceeded('repeat')}" * (n > 0), at, scope.prefix, LimitError)
+        rows = self.iterations(item.value, env, item.where.child("repeat"), scope.prefix)
         keys = item.keys
         body = Item("block", keys["block"], item.where, {"with": keys.get("with", {})}) if "block" in keys \
             else keys["body"]
-        for i in range(n):
-            ienv = {**env, "i": i, "n": n}
+        n = len(rows)
+        for i, row in enumerate(rows):
+            ienv = {**env, "i": i, "n": n, **row}
             iname = self.template(keys["names"], ienv, item.where.child("names"), scope.prefix) \
                 if "names" in keys else None
             x = self.emit(body, ienv, x, scope, iname, positional=True) or x
@@ -267,19 +392,32 @@ class _Expander:
     def residual(self, item: Item, env: dict, x, scope: Scope, name=None):
         r, at = item.value, item.where.child("residual")
         body = self.emit(r["body"], env, x, scope) or x
+        skip = self.resolve(WHEN, r.get("skip", True), env, at.child("skip"), scope.prefix, "residual skip")
         if "drop_path" in r:
-            dp = r["drop_path"]
-            linear = isinstance(dp, dict)
-            p = self.resolve(PROBABILITY, dp["linear"] if linear else dp, env, at.child("drop_path"), scope.prefix,
-                             "residual drop_path")
-            body = self.internal("drop_path", {"p": p}, [body], scope, at.child("drop_path"))
-            if linear and body is not POISON:
-                self.g[body].meta["drop_path_linear"] = p
-        short = self.shortcut(r["shortcut"], at.child("shortcut"), env, x, body, scope)
-        out = self.internal("add", {}, [body, short], scope, item.where)
+            body = self.drop_path(r["drop_path"], env, body, skip, scope, at.child("drop_path"))
+        if skip:
+            short = self.shortcut(r["shortcut"], at.child("shortcut"), env, x, body, scope)
+            out = self.internal("add", {}, [body, short], scope, item.where)
+        else:
+            out = body
         if "post" in r:
             out = self.emit(r["post"], env, out, scope) or out
         return out
+
+    def drop_path(self, dp, env: dict, body, skip: bool, scope: Scope, at: Where):
+        """The residual branch's drop-path: a probability, {p, mode}, or {linear: p, ramp, mode}, whose block is
+        one of the schedule's blocks (graph.meta["drop_path_blocks"], in order) even when its shortcut is not
+        added (EfficientNet counts every block; the drop-path itself runs only on added branches)."""
+        settings = dp if isinstance(dp, dict) else {"p": dp}
+        linear = "linear" in settings
+        p = self.resolve(PROBABILITY, settings["linear" if linear else "p"], env, at, scope.prefix,
+                         "residual drop_path")
+        node = self.internal("drop_path", {"p": p, "mode": settings.get("mode", "row")}, [body], scope, at) \
+            if skip else body
+        if linear:
+            self.g.meta.setdefault("drop_path_blocks", []).append(
+                {"node": node if skip and node is not POISON else None, "p": p, "ramp": settings.get("ramp", "l/L")})
+        return node
 
     def shortcut(self, spec, at: Where, env: dict, x, body, scope: Scope):
         """identity, auto ({auto: name, bn: bool}: a 1x1 conv [+ BN] when shapes differ), or an item."""
@@ -338,6 +476,10 @@ class _Expander:
 
         return join(expand_(columns, x, 1))
 
+    def module(self, item: Item, env: dict, x, scope: Scope, name=None):
+        """A module of its own: its items numbered inside it (the scope emit opened)."""
+        return self.emit(item.value, env, x, scope)
+
     def aux(self, item: Item, env: dict, x, scope: Scope, name=None):
         out = self.emit(item.value, env, x, scope) or x
         if out is not POISON:
@@ -371,6 +513,7 @@ EXPANSIONS = {
     "residual": _Expander.residual,
     "dense": _Expander.dense,
     "fractal": _Expander.fractal,
+    "module": _Expander.module,
     "aux": _Expander.aux,
 }
 """One expansion function per construct of the grammar: (expander, item, env, input, scope, name) -> output."""

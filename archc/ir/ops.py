@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Callable, NamedTuple
 
 from archc.errors import ShapeError
@@ -30,6 +31,7 @@ CONCAT = "concat"  # lays its inputs side by side along channels: they may be wr
 VIEW = "view"  # in inference its output aliases its input: no memory of its own
 EVAL_IDENTITY = "eval_identity"  # returns its input in eval mode
 STATEFUL = "stateful"  # holds parameters or buffers: its name must be unique in its scope
+PARAMETER = "parameter"  # its one parameter is keyed by the op's own path (ConvNeXt's `layer_scale`), not path.weight
 INPUT = "input"  # the network's input
 INTERNAL = "internal"  # made by archc itself (the input, fused ops), never written in specs
 
@@ -41,7 +43,8 @@ def _none(*_) -> int:
 class Window(NamedTuple):
     """A sliding window along (h, w): kernel, stride, dilation, padding. `floor`: the output size follows
     floor arithmetic, so trailing input rows may go unseen (conv and pooling, not adaptive or global).
-    Strides may be fractions (upsampling, later): the receptive-field pass keeps them exact."""
+    Strides may be fractions (upsampling): the receptive-field pass keeps them exact; padding may be a fraction or
+    negative (an upsampling's alignment, a crop's offset)."""
 
     k: tuple
     stride: tuple
@@ -63,6 +66,7 @@ class Op:
     arity: int | None = 1  # None: one or more inputs
     categories: frozenset = frozenset()
     act: Callable[[dict], str | None] | None = None  # activations: the standard function these attrs compute
+    reads: int | None = None  # how many leading inputs it reads values of (None: all); the rest give only a shape
 
     def __contains__(self, category: str) -> bool:
         return category in self.categories
@@ -78,9 +82,30 @@ def register(op: Op) -> Op:
     return op
 
 
-def spec_ops() -> dict[str, Op]:
-    """The ops a spec may write."""
-    return {name: op for name, op in OPS.items() if INTERNAL not in op}
+class OpTable(dict):
+    """The ops a spec may write (name -> Op), knowing which package provides an op it lacks."""
+
+    def provider(self, name: str) -> str | None:
+        from archc.ir import plugins
+
+        return plugins.provider(name)
+
+    def why_missing(self, package: str) -> str:
+        """Why a package's ops are missing: not installed, or its plugin failed to load."""
+        from archc.ir import plugins
+
+        if package in plugins.FAILED:
+            return f"its plugin failed to load: {plugins.FAILED[package]}"
+        return "installed, but it registers no such op" if plugins.installed(package) else \
+            f"not installed (pip install {package})"
+
+
+def spec_ops() -> OpTable:
+    """The ops a spec may write: archc's and installed plugins' (loaded the first time this is asked)."""
+    from archc.ir import plugins
+
+    plugins.load()
+    return OpTable((name, op) for name, op in OPS.items() if INTERNAL not in op)
 
 
 def pair(v) -> tuple[int, int]:
@@ -191,6 +216,13 @@ def _global_window(a, in_shapes) -> Window:
     return Window((h, w), (h, w), floor=False)
 
 
+def _map_window(a, in_shapes) -> Window:
+    """Every output depends on the whole map (a normalisation over pixels): the map's extent, centred on the map's
+    centre pixel (exact there)."""
+    _, h, w = in_shapes[0]
+    return Window((h, w), (1, 1), pad=(h // 2, w // 2), floor=False)
+
+
 def _flatten_window(a, in_shapes) -> Window:
     """After flatten every value may mix every position: its field is the whole map."""
     return _global_window(a, in_shapes) if len(in_shapes[0]) == 3 else Window((1, 1), (1, 1), floor=False)
@@ -217,6 +249,141 @@ def _elementwise_shape(name):
         return in_shapes[0]
 
     return shape
+
+
+def _broadcast_shape(name):
+    """Inputs of one rank whose sizes agree or are 1 on every axis ([C, 1, 1] with [C, H, W]: squeeze-excitation)."""
+    def shape(a, in_shapes):
+        if len({len(s) for s in in_shapes}) == 1:
+            out = tuple(max(sizes) for sizes in zip(*in_shapes))
+            if all(n in (1, m) for s in in_shapes for n, m in zip(s, out)):
+                return out
+        raise ShapeError(f"cannot {name} " + " and ".join(str(list(s)) for s in in_shapes))
+
+    return shape
+
+
+def _linear_shape_pixels(a, in_shapes):
+    """linear on [F], or per pixel over the channels of [C, H, W] (ConvNeXt's Linear on NHWC, weight [out, C])."""
+    (s,) = in_shapes
+    return (a["out"],) if len(s) == 1 else (a["out"], *s[1:])
+
+
+def _pixel_window(a, in_shapes) -> Window | None:
+    return Window((1, 1), (1, 1)) if len(in_shapes[0]) == 3 else None
+
+
+def _chunk_shape(a, in_shapes):
+    c, *rest = in_shapes[0]
+    if c % a["chunks"] or a["index"] >= a["chunks"]:
+        raise ShapeError(f"chunk {a['index']} of {a['chunks']} needs an index below {a['chunks']} and channels "
+                         f"divisible by {a['chunks']}, got {list(in_shapes[0])}")
+    return (c // a["chunks"], *rest)
+
+
+def _groups_shape(op):
+    def shape(a, in_shapes):
+        c = in_shapes[0][0]
+        if c % a["groups"]:
+            raise ShapeError(f"{op} groups={a['groups']} must divide the channels {c}")
+        return in_shapes[0]
+
+    return shape
+
+
+def _upsample_shape(a, in_shapes):
+    c, h, w = _spatial("upsample", in_shapes)
+    if (a["scale"] is None) == (a["size"] is None):
+        raise ShapeError("upsample takes either a scale or a size")
+    out = (c, *pair(a["size"])) if a["size"] is not None else (c, h * a["scale"], w * a["scale"])
+    if out[1] < h or out[2] < w:
+        raise ShapeError(f"upsample to {out[1]}x{out[2]} is smaller than its input {h}x{w} (pool to shrink)")
+    return out
+
+
+def hull_window(fields, outs: tuple, strides: tuple) -> Window:
+    """The tightest affine window (jump = stride) holding every output's true field, for a fractional stride
+    (upsampling), where no window of whole pixels is exact for every output: fields(axis, o) -> (lo, hi), the
+    input pixels [lo, hi) that output o reads, or None if it reads none. Relative to o * stride, the fields span
+    [a, b): a window of b - a pixels padded by -a."""
+    ks, pads = [], []
+    for axis, (out, stride) in enumerate(zip(outs, strides)):
+        spans = [(f[0] - o * stride, f[1] - o * stride) for o in range(out) if (f := fields(axis, o)) is not None]
+        a, b = min(s[0] for s in spans), max(s[1] for s in spans)
+        ks.append(b - a)
+        pads.append(-a)
+    return Window(tuple(ks), tuple(strides), pad=tuple(pads), floor=False)
+
+
+def _upsample_window(a, in_shapes) -> Window:
+    """PyTorch's sampling per axis: output o reads input position p = (o + 1/2) * in / out - 1/2 (with
+    align_corners, o * (in - 1) / (out - 1)); nearest takes pixel floor(o * in / out), bilinear floor(p) and the next
+    one (where its weight is not 0). Borders, where PyTorch clamps, are left out as a conv's padding is."""
+    ins, outs = in_shapes[0][1:], _upsample_shape(a, in_shapes)[1:]
+    corners = a["mode"] == "bilinear" and a["align_corners"]
+    strides = tuple(Fraction(n - 1, o - 1) if corners and o > 1 else Fraction(n, o) for n, o in zip(ins, outs))
+
+    def fields(axis, o):
+        t = strides[axis]
+        if a["mode"] == "nearest":
+            return math.floor(o * t), math.floor(o * t) + 1
+        p = o * t if corners else (o + Fraction(1, 2)) * t - Fraction(1, 2)
+        return math.floor(p), math.ceil(p) + 1  # one pixel where the sample falls on a pixel centre
+
+    return hull_window(fields, outs, strides)
+
+
+def _convt_shape(a, in_shapes):
+    c, h, w = _spatial("conv_transpose", in_shapes)
+    if c % a["groups"] or a["out"] % a["groups"]:
+        raise ShapeError(f"conv_transpose groups={a['groups']} must divide in channels {c} and out channels "
+                         f"{a['out']}")
+    k, s, p, d, op = (pair(a[x]) for x in ("k", "stride", "pad", "dilation", "output_pad"))
+    if any(op[i] >= max(s[i], d[i]) for i in range(2)):
+        raise ShapeError(f"conv_transpose output_pad {list(op)} must be below the stride or the dilation")
+    hw = [(n - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + op[i] + 1 for i, n in enumerate((h, w))]
+    if min(hw) < 1:
+        raise ShapeError(f"conv_transpose on {h}x{w} gives an empty output {hw[0]}x{hw[1]}")
+    return (a["out"], *hw)
+
+
+def _convt_params(a, in_shapes, out):
+    kh, kw = pair(a["k"])
+    return in_shapes[0][0] * (a["out"] // a["groups"]) * kh * kw + (a["out"] if a["bias"] else 0)
+
+
+def _convt_macs(a, in_shapes, out):
+    """Every input value times every kernel weight of its group's output channels."""
+    c, h, w = in_shapes[0]
+    kh, kw = pair(a["k"])
+    return h * w * c * (a["out"] // a["groups"]) * kh * kw
+
+
+def _convt_window(a, in_shapes) -> Window:
+    """Output o (per axis) sums the inputs i with i * s - p + j * d = o for kernel taps j < k: the field is the hull
+    of those, whose count and alignment vary with o's residue (hull_window)."""
+    ks, ss, ps, ds = (pair(a[x]) for x in ("k", "stride", "pad", "dilation"))
+
+    def fields(axis, o):
+        k, s, p, d = ks[axis], ss[axis], ps[axis], ds[axis]
+        taps = [(o + p - j * d) // s for j in range(k) if (o + p - j * d) % s == 0]
+        return (min(taps), max(taps) + 1) if taps else None  # none: k < s leaves outputs with the bias only
+
+    periods = ss  # the fields repeat, one input pixel on, every s outputs
+    return hull_window(fields, periods, tuple(Fraction(1, s) for s in ss))
+
+
+def _crop_shape(a, in_shapes):
+    (c, h, w), ref = _spatial("crop", in_shapes[:1]), in_shapes[1]
+    if len(ref) != 3 or ref[1] > h or ref[2] > w:
+        raise ShapeError(f"cannot crop {list(in_shapes[0])} to the size of {list(ref)}")
+    return (c, *ref[1:])
+
+
+def _crop_window(a, in_shapes) -> Window:
+    """A centre crop moves the field's start by the rows and columns it cuts off before."""
+    (_, h, w), (_, oh, ow) = in_shapes[0], in_shapes[1]
+    return Window((1, 1), (1, 1), pad=(-((h - oh) // 2), -((w - ow) // 2)), floor=False)
 
 
 def _pad_channels_shape(a, in_shapes):
@@ -253,7 +420,8 @@ _POOL_ARGS = {
     "pad": _pair(0, lo=0),
     "ceil": Arg(Bool(), False, "ceil_mode"),
 }
-ACTIVATIONS = ("relu", "relu6", "sigmoid", "tanh")  # the standard activations, by the names `act` gives
+ACTIVATIONS = ("relu", "relu6", "sigmoid", "tanh")  # the activations a fused conv_bn_act applies
+_ACT = frozenset({ACTIVATION})
 
 _OPS = [
     Op("conv", "2-D convolution (grouped, dilated, or with a connection table).", _conv_shape, _CONV_ARGS,
@@ -269,7 +437,30 @@ _OPS = [
     Op("tanh", "Hyperbolic tangent, scale * tanh(slope * x) (LeNet-5: 1.7159 tanh(2/3 x)).", _same,
        {"scale": Arg(Float(), 1.0), "slope": Arg(Float(), 1.0)}, categories=frozenset({ACTIVATION}),
        act=lambda a: "tanh" if a["scale"] == a["slope"] == 1 else None),
+    Op("silu", "SiLU (swish): x * sigmoid(x) (EfficientNet).", _same, categories=_ACT, act=_act("silu")),
+    Op("gelu", "GELU, exact (erf) or its tanh approximation (ConvNeXt: exact).", _same,
+       {"approximate": Arg(Choice(("none", "tanh")), "none")}, categories=_ACT,
+       act=lambda a: "gelu" if a["approximate"] == "none" else None),
+    Op("hardswish", "Hard swish: x * relu6(x + 3) / 6 (MobileNetV3).", _same, categories=_ACT,
+       act=_act("hardswish")),
+    Op("hardsigmoid", "Hard sigmoid: relu6(x + 3) / 6 (MobileNetV3's squeeze-excitation gate).", _same,
+       categories=_ACT, act=_act("hardsigmoid")),
+    Op("leaky_relu", "Leaky ReLU: x, or slope * x below 0.", _same, {"slope": Arg(Float(), 0.01)}, categories=_ACT,
+       act=lambda a: "leaky_relu" if a["slope"] == 0.01 else None),
     Op("softmax", "Softmax over channels.", _same),
+    Op("layernorm", "Layer normalisation over the channels: per pixel on [C,H,W] (torchvision's LayerNorm2d, "
+       "ConvNeXt's LayerNorm on NHWC), over the features on [F]; weight and bias [C].", _same,
+       {"eps": Arg(Float(lo=0.0), 1e-5)}, params=lambda a, i, o: 2 * i[0][0],
+       categories=frozenset({NORM, STATEFUL})),
+    Op("groupnorm", "Group normalisation: channels in `groups` groups, each normalised over its channels and "
+       "pixels; weight and bias [C].", _groups_shape("groupnorm"),
+       {"groups": _int(doc="number of groups (divides the channels)"), "eps": Arg(Float(lo=0.0), 1e-5)},
+       params=lambda a, i, o: 2 * i[0][0], window=lambda a, i: _map_window(a, i) if len(i[0]) == 3 else None,
+       categories=frozenset({NORM, STATEFUL})),
+    Op("scale", "A learned per-channel scale x * w, w of shape [C, 1, 1] (or [F]) starting at `init` (ConvNeXt's "
+       "layer scale); the parameter's state_dict key is the op's own path (`features.1.0.layer_scale`).", _same,
+       {"init": Arg(Float(), 1.0, "the initial value of every scale")}, params=lambda a, i, o: i[0][0],
+       categories=frozenset({STATEFUL, PARAMETER})),
     Op("lrn", "Local response normalisation across channels (AlexNet).", _same,
        {"size": _int(), "alpha": Arg(Float(), 1e-4), "beta": Arg(Float(), 0.75), "k": Arg(Float(), 1.0)},
        categories=frozenset({NORM})),
@@ -285,12 +476,15 @@ _OPS = [
        window=_global_window),
     Op("dropout", "Dropout (train mode only).", _same, {"p": Arg(_PROB, 0.5)},
        categories=frozenset({VIEW, EVAL_IDENTITY})),
-    Op("drop_path", "Drop the whole input per sample with probability p (train mode only), scaling survivors.",
-       _same, {"p": Arg(_PROB)}, categories=frozenset({VIEW, EVAL_IDENTITY})),
-    Op("linear", "Fully connected layer.", _linear_shape,
+    Op("drop_path", "Drop the whole input with probability p (train mode only), scaling survivors by 1/(1-p): per "
+       "sample (mode row) or for the whole batch (mode batch), as torchvision's StochasticDepth.",
+       _same, {"p": Arg(_PROB), "mode": Arg(Choice(("row", "batch")), "row")},
+       categories=frozenset({VIEW, EVAL_IDENTITY})),
+    Op("linear", "Fully connected layer on [F]; on [C,H,W], applied per pixel over the channels (weight [out, C], "
+       "as ConvNeXt's Linear on NHWC).", _linear_shape_pixels,
        {"out": _int(doc="output features"), "bias": Arg(Bool(), True)},
        params=lambda a, i, o: i[0][0] * a["out"] + (a["out"] if a["bias"] else 0),
-       macs=lambda a, i, o: i[0][0] * a["out"], categories=frozenset({WEIGHT, STATEFUL})),
+       macs=lambda a, i, o: math.prod(i[0]) * a["out"], window=_pixel_window, categories=frozenset({WEIGHT, STATEFUL})),
     Op("flatten", "Flatten [C,H,W] to [C*H*W].", lambda a, i: (math.prod(i[0]),), window=_flatten_window,
        categories=frozenset({VIEW})),
     Op("identity", "Pass the input through.", _same, categories=frozenset({VIEW, EVAL_IDENTITY})),
@@ -300,10 +494,29 @@ _OPS = [
        "(LeNet-5's output layer; the centres are a buffer, not trained).",
        _linear_shape, {"out": _int()}, macs=lambda a, i, o: i[0][0] * a["out"],
        buffers=lambda a, i, o: i[0][0] * a["out"], categories=frozenset({STATEFUL})),
+    Op("chunk", "The index-th of `chunks` equal parts of the channels (torch.chunk; ShuffleNetV2's split); a view.",
+       _chunk_shape, {"chunks": _int(doc="number of equal parts"), "index": _int(doc="which part, from 0", lo=0)},
+       categories=frozenset({VIEW})),
+    Op("channel_shuffle", "Channel shuffle (ShuffleNet): the channels as [groups, C / groups], transposed.",
+       _groups_shape("channel_shuffle"), {"groups": _int()}),
+    Op("upsample", "Upsampling, nearest or bilinear, by an integer `scale` or to a `size` [h, w].", _upsample_shape,
+       {"scale": _int(None, "output = input size * scale"), "size": _pair(None, "output size [h, w]"),
+        "mode": Arg(Choice(("nearest", "bilinear"), expr=True), "nearest"),
+        "align_corners": Arg(Bool(), False, "bilinear: align the corner pixels' centres")},
+       window=_upsample_window),
+    Op("conv_transpose", "Transposed 2-D convolution (U-Net's up-convolution, Caffe's Deconvolution).", _convt_shape,
+       {"out": _int(doc="output channels"), "k": _pair(doc="kernel size"), "stride": _pair(1), "pad": _pair(0, lo=0),
+        "output_pad": _pair(0, lo=0), "dilation": _pair(1), "groups": _int(1), "bias": Arg(Bool(), True)},
+       params=_convt_params, macs=_convt_macs, window=_convt_window, categories=frozenset({WEIGHT, STATEFUL})),
+    Op("crop", "Centre crop of the first input to the height and width of the second (U-Net's skip connections); "
+       "a view. The second input gives only its size.", _crop_shape, window=_crop_window, arity=2, reads=1,
+       categories=frozenset({VIEW})),
     Op("concat", "Concatenate inputs along channels.", _concat_shape, arity=None,
        categories=frozenset({JOIN, CONCAT})),
-    Op("add", "Elementwise sum of inputs.", _elementwise_shape("add"), arity=None,
-       categories=frozenset({JOIN, SUM})),
+    Op("add", "Elementwise sum of inputs, broadcasting sizes of 1 ([C,1,1] + [C,H,W]).", _broadcast_shape("add"),
+       arity=None, categories=frozenset({JOIN, SUM})),
+    Op("mul", "Elementwise product of inputs, broadcasting sizes of 1 (squeeze-excitation's [C,1,1] gate times "
+       "[C,H,W]).", _broadcast_shape("multiply"), arity=None, categories=frozenset({JOIN})),
     Op("mean", "Elementwise mean of inputs; with drop_path > 0, each input is dropped with that probability "
        "in training (at least one kept) and the mean is over survivors (FractalNet's local drop-path).",
        _elementwise_shape("mean"), {"drop_path": Arg(_PROB, 0.0)}, arity=None, categories=frozenset({JOIN})),

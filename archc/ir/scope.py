@@ -2,9 +2,11 @@
 
 - a name written in the spec opens a scope: `layer1: {...}` -> `layer1.*`;
 - an anonymous item of a sequence (or an iteration of a repeat) takes its position as its name when it is an
-  op, or a construct that is a module of its own or holds named items (a "unit": grammar's `unit`);
-- an anonymous sequence, repeat or block call made only of anonymous items is spliced into the enclosing
-  sequence, its items numbered on (a loop generating layers, as VGG's flat `features`);
+  op, or a construct that is a module of its own (residual, dense, fractal, aux, module) or a sequence holding
+  named items (a "unit": grammar's `unit`); a block call is what its body is;
+- an anonymous sequence without named items, and an anonymous repeat, are spliced into the enclosing sequence:
+  their items (or iterations) are numbered on, each unit among them taking its own position (a loop generating
+  layers, as VGG's flat `features`; MobileNetV2's blocks features.1 ... features.17 from a stage table);
 - anonymous branches are transparent: their named items join the enclosing scope (SqueezeNet's fire).
 """
 
@@ -38,32 +40,26 @@ class Scope:
 
 def is_unit(item: Item, blocks: dict, memo: dict | None = None, depth: int = 0) -> bool:
     """Whether an anonymous item in a sequence position is a module of its own (it takes its position as its
-    name) or is spliced into the sequence. `memo` (Item -> answer) makes each item's answer cost one walk, however
-    often its block is called; a block calling itself holds no unit through that call."""
+    name) or is spliced into the sequence. A call through a block argument is decided once its block is known.
+    `memo` (Item -> answer) makes each call's answer cost one walk, however often it is made; a block reaching
+    itself holds no unit through that call."""
     construct = CONSTRUCTS.get(item.kind)
     if construct is None:  # an op: it takes its position when added, but holds nothing
         return False
+    if isinstance(construct.value, BlockRef):  # a block call is what the block's body is
+        if item.value not in blocks:
+            return False
+        memo = {} if memo is None else memo
+        if item in memo:
+            return memo[item]
+        if depth >= ITEM_DEPTH:  # deeper than expansion goes (it stops there, located)
+            return False
+        memo[item] = False
+        memo[item] = found = is_unit(blocks[item.value].body, blocks, memo, depth + 1)
+        return found
     if construct.unit != "contents":
         return construct.unit == "always"
-    memo = {} if memo is None else memo
-    if item in memo:
-        return memo[item]
-    if depth >= ITEM_DEPTH:  # deeper than expansion goes (it stops there, located)
-        return False
-    memo[item] = False
-    memo[item] = found = any(i.name is not None or is_unit(i, blocks, memo, depth + 1)
-                             for i in _contents(item, blocks))
-    return found
-
-
-def _contents(item: Item, blocks: dict):
-    """The items directly inside, a called block's body included."""
-    construct = CONSTRUCTS[item.kind]
-    kinds = [(construct.value, item.value), *((construct.keys[k].kind, v) for k, v in item.keys.items())]
-    for kind, name in kinds:
-        if isinstance(kind, BlockRef) and name in blocks:
-            yield blocks[name].body
-    yield from item.items()
+    return any(i.name is not None for i in item.items())
 
 
 class Modules:

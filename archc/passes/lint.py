@@ -28,7 +28,7 @@ def lint_windows(g: Graph) -> None:
             continue
         in_shapes = [g[i].shape for i in g.inputs(node.name)]
         w = op.window(node.attrs, in_shapes)
-        if not w.floor:
+        if w is None or not w.floor:
             continue
         for axis, size in enumerate(in_shapes[0][1:]):
             if found := unseen(size, axis, w):

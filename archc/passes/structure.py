@@ -44,9 +44,20 @@ def mark_aux(g: Graph) -> None:
         g[n].meta["aux"] = n not in needed
 
 
+RAMPS = {  # block k of N (0-based) -> its probability, p the schedule's, computed as the sources compute it
+    "l/L": lambda p, k, n: (k + 1) / n * p,  # Huang et al. 2016: block l = k + 1 of L drops l/L * p_L
+    "k/N": lambda p, k, n: p * k / n,  # torchvision's EfficientNet: sd_prob * stage_block_id / total_stage_blocks
+    "k/(N-1)": lambda p, k, n: p * k / (n - 1.0) if n > 1 else 0.0,  # torchvision's ConvNeXt: 0 first, p last
+}
+
+
 @register("schedule_drop_path")
 def schedule_drop_path(g: Graph) -> None:
-    """Stochastic depth's linear rule: the l-th of L scheduled drop-paths drops with p = l / L * p_last."""
-    scheduled = [node for node in g.nodes() if "drop_path_linear" in node.meta]
-    for depth, node in enumerate(scheduled, 1):
-        node.attrs = {**node.attrs, "p": depth / len(scheduled) * node.meta["drop_path_linear"]}
+    """Stochastic depth's schedules: graph.meta["drop_path_blocks"] lists, in order, every residual block that
+    declares `drop_path: {linear: p, ramp: ...}` (its drop-path node, or None when its shortcut is not added); the
+    k-th of N drops with its ramp's probability."""
+    blocks = g.meta.get("drop_path_blocks", [])
+    for k, b in enumerate(blocks):
+        if b["node"] is not None and b["node"] in g:
+            node = g[b["node"]]
+            node.attrs = {**node.attrs, "p": RAMPS[b["ramp"]](b["p"], k, len(blocks))}

@@ -1,8 +1,11 @@
 """A small whitelisted evaluator for arithmetic in spec arguments.
 
 Allowed: numbers, booleans, names bound in the environment, + - * / // % **,
-unary - + not, comparisons, and/or, `a if c else b`, min(...) and max(...) (of several values, or of one
-list value such as a block argument `[4, 9, 2]`).
+unary - + not, comparisons, and/or, `a if c else b`, min(...), max(...) and sum(...) (of several values, or of
+one list value such as a block argument `[4, 9, 2]`), and the arithmetic compound scaling needs, computed as
+torchvision computes it (Python floats): ceil(x), floor(x), round(x) (halves to even, as Python's round),
+int(x) (towards zero), make_divisible(v, divisor[, min_value]) (torchvision's `_make_divisible`: the nearest
+multiple of divisor, at least min_value (default divisor) and never more than 10% below v).
 Nothing else parses: no attributes, subscripts, other calls, comprehensions or lambdas.
 
 Every number, wherever it comes from, passes one numeric policy, `number()`: YAML literals (the loader), constants and
@@ -46,7 +49,15 @@ _COMPARE = {
     ast.Gt: operator.gt,
     ast.GtE: operator.ge,
 }
-_FUNCS = {"min": min, "max": max}
+def make_divisible(v, divisor, min_value=None):
+    """torchvision's `_make_divisible` (models/_utils.py), as it computes it."""
+    new = max(min_value or divisor, int(v + divisor / 2) // divisor * divisor)
+    return new + divisor if new < 0.9 * v else new
+
+
+_AGGREGATES = {"min": min, "max": max, "sum": sum}  # of several values, or of one list
+_FUNCS = {"ceil": (math.ceil, 1, 1), "floor": (math.floor, 1, 1), "round": (round, 1, 1), "int": (int, 1, 1),
+          "make_divisible": (make_divisible, 2, 3)}  # name: (function, fewest and most arguments)
 
 
 def number(v, where: str = ""):
@@ -157,7 +168,7 @@ def _eval(node: ast.AST, env: Mapping[str, object], text: str) -> object:
             return True
         case ast.IfExp(test=t, body=b, orelse=e):
             return _eval(b, env, text) if _eval(t, env, text) else _eval(e, env, text)
-        case ast.Call(func=ast.Name(id=fn), args=args, keywords=[]) if fn in _FUNCS and args:
+        case ast.Call(func=ast.Name(id=fn), args=args, keywords=[]) if fn in _AGGREGATES and args:
             values = [_eval(a, env, text) for a in args]
             if len(values) == 1 and isinstance(values[0], tuple):  # max(widths): over a list argument
                 values = list(values[0])
@@ -165,7 +176,20 @@ def _eval(node: ast.AST, env: Mapping[str, object], text: str) -> object:
                 raise ExprError(f"{fn} of an empty list in {text!r}")
             for v in values:
                 _check_number(v, text)
-            return _result(_FUNCS[fn], (values,), text)
+            return _result(_AGGREGATES[fn], (values,), text)
+        case ast.Call(func=ast.Name(id=fn), args=args, keywords=[]) if fn in _FUNCS:
+            function, fewest, most = _FUNCS[fn]
+            if not fewest <= len(args) <= most:
+                n = f"{fewest}" if fewest == most else f"{fewest} to {most}"
+                raise ExprError(f"{fn} takes {n} argument{'s' * (most > 1)}, got {len(args)} in {text!r}")
+            values = [_eval(a, env, text) for a in args]
+            for v in values:
+                _check_number(v, text)
+            try:
+                value = function(*values)
+            except (ArithmeticError, ValueError, TypeError):  # a zero divisor
+                raise ExprError(f"{fn} of {', '.join(map(repr, values))} is undefined in {text!r}") from None
+            return number(value, f" in {text!r}")
     raise ExprError(f"not allowed in an expression: {ast.unparse(node)!r} in {text!r}")
 
 

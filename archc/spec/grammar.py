@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from archc.spec.kinds import (ArgDecl, Bool, Choice, Const, Float, Int, List, Name, Number, Scalar, Str,
-                              VALUE)
+from archc.spec.kinds import (ArgDecl, Bool, Choice, Const, Float, Int, List, ModuleName, Name, Number,
+                              ParamValue, Str, VALUE)
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class Settings:
     owner: str = ""
     noun: str = "key"
     tag: str | None = None
+    others: Key | None = None  # the kind of any other key (a name), if other keys are allowed
 
     @property
     def what(self) -> str:
@@ -160,24 +161,46 @@ _SHORTCUT = OneOf((
               "bn": Key(Bool(expr=False), default=True, doc="a BatchNorm after the 1x1 conv")},
              owner="shortcut", tag="auto"),
     ITEM))
+RAMPS = ("l/L", "k/N", "k/(N-1)")
+_MODE = Key(Choice(("row", "batch")), default="row",
+            doc="row: each sample dropped on its own (torchvision's StochasticDepth 'row'); batch: the whole batch")
 _DROP_PATH = OneOf((
     PROBABILITY,
-    Settings({"linear": Key(PROBABILITY, True, doc="the last block's probability; block l of L drops l/L of it")},
-             owner="drop_path", tag="linear")))
+    Settings({"linear": Key(PROBABILITY, True, doc="the schedule's p: each block's probability is p times its ramp"),
+              "ramp": Key(Choice(RAMPS), default="l/L",
+                          doc="over the N blocks that declare a linear drop_path, in order: l/L (l = 1..N, Huang et "
+                              "al.), k/N (k = 0..N-1, EfficientNet), k/(N-1) (ConvNeXt: 0 first, p last)"),
+              "mode": _MODE},
+             owner="drop_path", tag="linear"),
+    Settings({"p": Key(PROBABILITY, True, doc="the probability"), "mode": _MODE}, owner="drop_path", tag="p")))
+# What a repeat iterates: a count; a table (a parameter, or written here: its rows, binding the columns); or names
+# of equal-length lists, iterated in step (`{depth: depths, width: widths}`).
+TABLE = Settings({"columns": Key(List(Name(), min=1), True, doc="the names each row binds"),
+                  "rows": Key(List(List(VALUE)), True, doc="one list of values (or expressions) per iteration")},
+                 owner="table", tag="columns")
+_REPEAT = OneOf((Int(), TABLE, Mapping(List(VALUE, expr=True), min=1)))
 
 _CONSTRUCTS = [
     Construct("seq", "A sequence: each item takes the previous item's output (a plain list is one too).", SEQ),
-    Construct("repeat", "Repeat a block or a body; `i` (0-based) and `n` are bound in `with`, `body` and `names`.",
-              Int(), keys={"block": Key(BlockRef()), "with": Key(WITH), "body": Key(NODE),
+    Construct("repeat", "Repeat a block or a body: a count, a table's rows (binding its columns), or lists in step "
+              "({name: list, ...}); `i` (0-based) and `n` are bound in `with`, `body` and `names`.",
+              _REPEAT, keys={"block": Key(BlockRef()), "with": Key(WITH), "body": Key(NODE),
                            "names": Key(TEMPLATE, doc="names the iterations: 'layer{i + 1}'")},
-              one_of=("block", "body")),
-    Construct("block", "Call a block with arguments.", BlockRef(), keys={"with": Key(WITH)}, scope="pass"),
+              one_of=("block", "body"), unit="never"),
+    Construct("block", "Call a block with arguments (a block, or a block argument naming a block or op).",
+              BlockRef(), keys={"with": Key(WITH)}, scope="pass", nameable=True),
+    Construct("module", "A sequence that is a module of its own: anonymous, it takes its position as its name and "
+              "numbers its items inside it (an nn.Sequential in a Sequential: features.0.0).", NODE,
+              scope="own", unit="always"),
     Construct("branches", "Parallel branches from the same input, joined (concat by default).",
               OneOf((List(ITEM, min=1), Mapping(NODE, min=1))),
               keys={"join": Key(OpRef("join"), default="concat")}, unit="never"),
     Construct("residual", "body + shortcut, then post; drop_path for stochastic depth.",
               Settings({"body": Key(NODE, True), "shortcut": Key(_SHORTCUT, default="identity"),
-                        "post": Key(ITEM), "drop_path": Key(_DROP_PATH)}, owner="residual"),
+                        "post": Key(ITEM), "drop_path": Key(_DROP_PATH),
+                        "skip": Key(Bool(), doc="whether the shortcut is added (default true); false: body, then "
+                                                "post (MobileNetV2's blocks that change shape)")},
+                       owner="residual"),
               scope="own", unit="always", nameable=True),
     Construct("dense", "Dense block: layer i sees concat(input, out_0 .. out_{i-1}); the output concatenates all.",
               Settings({"layers": Key(Int(), True), "body": Key(NODE, True), "names": Key(TEMPLATE)},
@@ -195,7 +218,7 @@ _CONSTRUCTS = [
 CONSTRUCTS: dict[str, Construct] = {c.name: c for c in _CONSTRUCTS}
 
 MODIFIERS: dict[str, Key] = {
-    "from": Key(OneOf((Name(), List(Name(), min=1))),
+    "from": Key(OneOf((ModuleName(), List(ModuleName(), min=1))),
                 doc="take input(s) from earlier named items of this scope (or `input`)"),
     "when": Key(Bool(), doc="include the item only when this is true"),
 }
@@ -229,11 +252,21 @@ class BlockName(Name):
 
 _EXACT = Int(expr=False)
 PERCENT = Number(False, 0, 100, expr=False)
+EXPECT = Settings({"params": Key(_EXACT), "params_without_aux": Key(_EXACT), "macs": Key(_EXACT),
+                   "depth": Key(_EXACT, doc="weight layers on the longest path"),
+                   "output": Key(List(_EXACT))}, owner="expect")
+TORCHVISION = Key(Name(), doc="the torchvision model whose state_dict this spec's module loads strictly")
+PATH = Str(r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$(?!\n)", "a module path such as layer3 or features.6")
+VARIANT = Settings({"torchvision": TORCHVISION,
+                    "expect": Key(EXPECT, doc="this variant's figures, checked when it is selected"),
+                    "source": Key(Str())},
+                   owner="variant", others=Key(ParamValue()))
+PACKAGE = Str(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$(?!\n)", "a package name")
 _COMMON = {
     "archc": Key(Const(1), True, doc="spec language version"),
     "source": Key(Str(), doc="where the architecture and its figures come from"),
     "description": Key(Str()),
-    "import": Key(List(Str(r"^[^/].*\.ya?ml$", "a relative path to a .yaml file")),
+    "import": Key(List(Str(r"^[^/].*\.ya?ml$(?!\n)", "a relative path to a .yaml file")),
                   doc="block libraries, relative to this file and inside its folder"),
 }
 SPEC = Settings({
@@ -241,12 +274,10 @@ SPEC = Settings({
     "name": Key(Str(), True),
     "source": _COMMON["source"],
     "description": _COMMON["description"],
-    "torchvision": Key(Name(), doc="the torchvision model whose state_dict this spec's module loads strictly"),
+    "torchvision": TORCHVISION,
     "import": _COMMON["import"],
-    "expect": Key(Settings({"params": Key(_EXACT), "params_without_aux": Key(_EXACT), "macs": Key(_EXACT),
-                            "depth": Key(_EXACT, doc="weight layers on the longest path"),
-                            "output": Key(List(_EXACT))}, owner="expect"),
-                  doc="figures checked on every analysis (not when parameters are overridden)"),
+    "requires": Key(List(PACKAGE, min=1), doc="packages whose plugin ops this spec uses (archc.ops entry points)"),
+    "expect": Key(EXPECT, doc="figures checked on every analysis (not when parameters are overridden)"),
     "published": Key(Settings({"top1": Key(PERCENT, True, doc="top-1 accuracy, percent"),
                                "top5": Key(PERCENT, doc="top-5 accuracy, percent"),
                                "dataset": Key(Str(), default="ImageNet-1k", doc="where it was measured"),
@@ -254,9 +285,15 @@ SPEC = Settings({
                       doc="published accuracy of the architecture as written (its default parameters), for "
                           "`archc compare --plot`"),
     "input": Key(List(Int(lo=1), min=1, max=3, sizes=(1, 3)), True, doc="[C, H, W] or [F]; expressions over params"),
-    "params": Key(Mapping(Scalar()), doc="spec parameters, overridable: --set k=v"),
+    "params": Key(Mapping(ParamValue()), doc="spec parameters (numbers, true/false, names, lists, tables), "
+                                             "overridable: --set k=v"),
+    "variants": Key(Mapping(VARIANT, min=1),
+                    doc="named variants: --set variant=NAME sets that row's parameters (params.variant: the default)"),
     "blocks": Key(Mapping(BlockDef(), key=BlockName()), doc="parameterised templates"),
     "graph": Key(SEQ, True),
+    "outputs": Key(OneOf((List(PATH, min=1), Mapping(PATH, key=ModuleName(), min=1))),
+                   doc="the module's outputs: module paths of items (a list), or output names to paths; "
+                       "forward returns a dict keyed by output name"),
 })
 LIBRARY = Settings({
     "archc": _COMMON["archc"],

@@ -19,6 +19,9 @@ from archc.errors import SpecError
 
 NAME = r"^[A-Za-z_][A-Za-z0-9_]*$(?!\n)"  # (?!\n): Python's $ also matches before a last newline; ECMA's does not
 _NAME = re.compile(NAME)
+# A module name (an item's name, a state_dict key part) may also hold `-`, as torchvision's RegNet `block1-0`.
+MODULE_NAME = r"^[A-Za-z_][A-Za-z0-9_-]*$(?!\n)"
+_MODULE_NAME = re.compile(MODULE_NAME)
 Evaluate = Callable[[str], object]
 
 
@@ -260,12 +263,26 @@ class Name(Str):
         return None if isinstance(v, str) and _NAME.match(v) else name_problem(v)
 
 
-def name_problem(v) -> str:
+@dataclass(frozen=True)
+class ModuleName(Str):
+    """An item's name, which becomes a module name: letters, digits, _ and -, not starting with a digit or -."""
+
+    pattern: str = MODULE_NAME
+    what: str = "a name"
+
+    def problem(self, v) -> str | None:
+        return None if isinstance(v, str) and _MODULE_NAME.match(v) else name_problem(v, dash=True)
+
+
+def name_problem(v, dash: bool = False) -> str:
     if not isinstance(v, str):
         return f"must be a name, got {short(v)}"
-    why = "starts with a digit" if v[:1].isdigit() else "is empty" if not v else \
-        f"has {next(c for c in v if not (c.isalnum() or c == '_'))!r}" if v.isascii() else "is not ASCII"
-    return f"{short(v)} is not a valid name: it {why} (names are letters, digits and _, not starting with a digit)"
+    allowed = "_-" if dash else "_"
+    why = "starts with a digit" if v[:1].isdigit() else "starts with '-'" if v[:1] == "-" else "is empty" if not v \
+        else f"has {next(c for c in v if not (c.isalnum() or c in allowed))!r}" if v.isascii() else "is not ASCII"
+    rule = "letters, digits, _ and -, not starting with a digit or -" if dash else \
+        "letters, digits and _, not starting with a digit"
+    return f"{short(v)} is not a valid name: it {why} (names are {rule})"
 
 
 @dataclass(frozen=True)
@@ -290,22 +307,76 @@ class Const:
 
 
 @dataclass(frozen=True)
-class Scalar:
-    """A number or true/false, as written (spec parameters)."""
+class Table:
+    """A table bound in expressions: named columns and rows of values (a `repeat` over it binds each row's
+    columns)."""
 
-    what = "a number or true/false"
+    columns: tuple
+    rows: tuple
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def records(self) -> list[dict]:
+        return [dict(zip(self.columns, row)) for row in self.rows]
+
+
+_DATUM = (int, float, str)  # a number, true/false (an int), or a name such as an op's, a block's or a variant's
+
+
+def _datum(v) -> bool:
+    return isinstance(v, _DATUM) and (not isinstance(v, str) or bool(_MODULE_NAME.match(v)))
+
+
+@dataclass(frozen=True)
+class ParamValue:
+    """A spec parameter's value, as written (data: nothing in it is evaluated): a number, true/false, a name (an
+    op, a block, a mode, a variant), a list of those, or a table `{columns: [...], rows: [[...], ...]}`."""
+
+    what = "a number, true/false, a name, a list of them, or a table {columns: [...], rows: [[...], ...]}"
 
     def matches(self, v) -> bool:
-        return isinstance(v, (int, float))
+        return _datum(v) or isinstance(v, list) or isinstance(v, dict)
 
     def schema(self) -> dict:
-        return {"type": ["number", "boolean"]}
+        datum = {"anyOf": [{"type": ["number", "boolean"]}, {"type": "string", "pattern": MODULE_NAME}]}
+        return {"anyOf": [datum, {"type": "array", "items": datum},
+                          {"type": "object", "required": ["columns", "rows"], "additionalProperties": False,
+                           "properties": {"columns": {"type": "array", "minItems": 1,
+                                                      "items": {"type": "string", "pattern": NAME}},
+                                          "rows": {"type": "array", "items": {"type": "array", "items": datum}}}}]}
 
     def problem(self, v) -> str | None:
-        return None if self.matches(v) else f"must be {self.what}, got {short(v)}"
+        if _datum(v) or isinstance(v, list) and all(_datum(x) for x in v):
+            return None
+        if isinstance(v, dict) and set(v) == {"columns", "rows"}:
+            return table_problem(v["columns"], v["rows"])
+        if isinstance(v, str):
+            return f"must be a number, true/false or a name (a parameter is data, not an expression), got {short(v)}"
+        return f"must be {self.what}, got {short(v)}"
 
     def resolve(self, v, ev: Evaluate):
-        return v
+        return to_value(v)
+
+
+def table_problem(columns, rows) -> str | None:
+    if not isinstance(columns, list) or not columns or not all(isinstance(c, str) and _NAME.match(c) for c in columns):
+        return f"a table's columns must be a list of names, got {short(columns)}"
+    if len(set(columns)) != len(columns):
+        return f"a table's columns must differ, got {short(columns)}"
+    if not isinstance(rows, list):
+        return f"a table's rows must be a list of rows, got {short(rows)}"
+    for i, row in enumerate(rows):  # a row's length is checked where the table is used (as the schema cannot)
+        if not isinstance(row, list) or not all(_datum(x) for x in row):
+            return f"table row {i} must be a list of numbers, true/false or names, got {short(row)}"
+    return None
+
+
+def to_value(v):
+    """A parameter as written -> the value expressions see: lists as tuples, tables as Table."""
+    if isinstance(v, dict):
+        return Table(tuple(v["columns"]), tuple(tuple(r) for r in v["rows"]))
+    return tuple(v) if isinstance(v, list) else v
 
 
 _ATOM = (int, float, str)  # bool is an int
@@ -334,6 +405,38 @@ class Value:
 
 
 @dataclass(frozen=True)
+class Symbol:
+    """The name of an op or a block, or `none` (nothing): what a block argument that is a block holds
+    (`attn: se`); an expression may compute it (`"se if use_se else none"`)."""
+
+    what = "an op or block name, or none"
+
+    def matches(self, v) -> bool:
+        return isinstance(v, str)
+
+    def schema(self) -> dict:
+        return {"type": "string"}
+
+    def problem(self, v) -> str | None:
+        return None if isinstance(v, str) else f"must be {self.what}, got {short(v)}"
+
+    def resolve(self, v, ev: Evaluate) -> str:
+        if isinstance(v, str):
+            try:
+                v = ev(v)
+            except SpecError:
+                if _NAME.match(v):  # a bare name that names nothing
+                    raise SpecError(f"{v!r} is not an op, a block or none") from None
+                raise
+        if not isinstance(v, str):
+            raise SpecError(f"must be {self.what}, got {short(v)}")
+        return v
+
+
+NONE = "none"  # the symbol for "no block": a call of it is left out, as `when: false`
+
+
+@dataclass(frozen=True)
 class Arg:
     """One argument of an op: its kind, its default (REQUIRED: none; None: absent) and what it means."""
 
@@ -351,6 +454,7 @@ KINDS: dict[str, object] = {
     "bool": Bool(),
     "int2": Pair(),
     "ints": List(Int(), min=1, expr=True),
+    "block": Symbol(),
 }
 
 

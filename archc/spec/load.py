@@ -20,9 +20,9 @@ from pathlib import Path
 
 import yaml
 
-from archc.errors import ArchcError, Loc, SpecError
+from archc.errors import ArchcError, Loc, SpecError, UnknownNameError
 from archc.spec.expr import number
-from archc.spec.kinds import NAME
+from archc.spec.kinds import NAME, ParamValue, short, to_value
 from archc.spec.limits import IMPORT_DEPTH, YAML_DEPTH, Limits
 from archc.spec.read import read
 from archc.spec.tree import Program
@@ -95,23 +95,65 @@ class Spec:
         data["blocks"] = {name: bdef for name, (bdef, _) in self.blocks.items()}
         return yaml.safe_dump(data, sort_keys=False)
 
+    @property
+    def variants(self) -> dict:
+        """Variant name -> its row (parameters, and its own torchvision model and expected figures)."""
+        v = self.data.get("variants")
+        return v if isinstance(v, dict) else {}
+
+    @property
+    def variant(self) -> str | None:
+        """The selected variant's name (`--set variant=NAME`, else params.variant), if the spec has variants."""
+        if not self.variants:
+            return None
+        return self.overrides.get("variant", self.data.get("params", {}).get("variant"))
+
+    @property
+    def torchvision(self) -> str | None:
+        """The torchvision model this spec (its selected variant) loads the state_dict of, if any."""
+        return self.variants.get(self.variant, {}).get("torchvision", self.data.get("torchvision"))
+
+    @property
+    def expect(self) -> tuple[dict, tuple] | None:
+        """The figures to check and where they are written: the selected variant's, or the spec's own at its
+        defaults; None when parameters other than the variant are overridden."""
+        if set(self.overrides) - {"variant"}:
+            return None
+        row = self.variants.get(self.variant, {})
+        if "expect" in row:
+            return row["expect"], ("variants", self.variant, "expect")
+        default = self.data.get("params", {}).get("variant")
+        if "expect" in self.data and (not self.variants or self.variant == default):
+            return self.data["expect"], ("expect",)
+        return None
+
     def with_params(self, overrides: dict) -> "Spec":
-        """A copy with spec parameters overridden (as `--set k=v` does). Unknown names, values of another type
-        and numbers outside the numeric policy are errors."""
-        params = dict(self.data.get("params", {}))
+        """A copy with spec parameters overridden (as `--set k=v` does): `variant` selects a variant's row,
+        then the other overrides apply. Unknown names, values of another kind and numbers outside
+        the numeric policy are errors."""
+        overrides = {**self.overrides, **overrides}
+        declared = self.data.get("params", {})
+        values = dict(declared)
+        if self.variants:
+            name = overrides.get("variant", declared.get("variant"))
+            if name not in self.variants:
+                raise UnknownNameError(f"unknown variant {short(name)} (variants: {', '.join(self.variants)})",
+                                self.loc(("params", "variant")))
+            values.update({k: v for k, v in self.variants[name].items() if k not in VARIANT_KEYS})
         for k, v in overrides.items():
-            if k not in params:
-                known = ", ".join(params) or "none"
+            if k not in values:
+                known = ", ".join(values) or "none"
                 raise SpecError(f"unknown parameter {k!r} (the spec declares: {known})", self.loc(("params",)))
-            if isinstance(params[k], bool) != isinstance(v, bool) or not isinstance(v, (int, float)) or \
-                    isinstance(params[k], int) and not isinstance(v, int):
-                raise SpecError(f"parameter {k!r} is {params[k]!r}; {_short(v)} does not fit",
+            if not _fits(values[k], v):
+                raise SpecError(f"parameter {k!r} is {short(values[k])}; {short(v)} does not fit",
                                 self.loc(("params", k)))
             try:
-                params[k] = number(v, f" (parameter {k!r})")
+                values[k] = [number(x, f" (parameter {k!r})") for x in v] if isinstance(v, list) else \
+                    number(v, f" (parameter {k!r})")
             except ArchcError as e:
                 raise SpecError(e.message, self.loc(("params", k))) from None
-        return dataclasses.replace(self, params=params, overrides={**self.overrides, **overrides})
+        params = {k: to_value(v) for k, v in values.items()}
+        return dataclasses.replace(self, params=params, overrides=overrides)
 
     def with_limits(self, limits: Limits | dict | None) -> "Spec":
         return self if limits is None else dataclasses.replace(self, limits=Limits.of(limits))
@@ -127,6 +169,19 @@ class Spec:
 
 
 _FROM_FILE = object()
+VARIANT_KEYS = ("torchvision", "expect", "source")  # a variant's own keys; its others are parameters
+
+
+def _fits(old, new) -> bool:
+    """Whether an override `new` may replace the parameter value `old`: the same kind (an int for an int, a number
+    for a float, true/false for true/false, a name for a name, a list for a list; tables are not overridden)."""
+    if isinstance(old, dict) or ParamValue().problem(new) or isinstance(new, dict):
+        return False
+    if isinstance(old, bool) or isinstance(new, bool):
+        return isinstance(old, bool) and isinstance(new, bool)
+    if isinstance(old, (list, str)):
+        return type(new) is type(old)
+    return isinstance(new, int) if isinstance(old, int) else isinstance(new, (int, float))
 
 
 def load(path: str | Path, ops, overrides: dict | None = None, limits: Limits | dict | None = None) -> Spec:
@@ -170,8 +225,8 @@ def scalar(text: str, what: str):
         value, _, _ = _Reading(Limits()).compose(text, what)
     except ArchcError as e:
         raise SpecError(f"{what}: {e.message}") from None
-    if isinstance(value, (dict, list)):
-        raise SpecError(f"{what}: expected a number or true/false, got {_short(value)}")
+    if isinstance(value, dict):
+        raise SpecError(f"{what}: expected a number, true/false, a name or a list, got {_short(value)}")
     return value
 
 
@@ -181,8 +236,32 @@ def _finish(spec: Spec, ops, overrides: dict | None) -> Spec:
                         spec.loc(("library",)))
     spec.program = read(spec, ops)
     _check_schema(spec, ops)
-    spec.params = dict(spec.data.get("params", {}))
+    _check_variants(spec)
     return spec.with_params(overrides or {})
+
+
+def _check_variants(spec: Spec) -> None:
+    """Variants declare the default (params.variant), and every parameter a variant sets is set by all of them
+    or declared in params (so that every variant binds every name)."""
+    if not spec.variants:
+        if "variant" in spec.data.get("params", {}):
+            raise UnknownNameError("params.variant selects one of the spec's variants, but it has none (add "
+                                   "`variants:`)",
+                            spec.loc(("params", "variant"), key=True))
+        return
+    params = spec.data.get("params", {})
+    if "variant" not in params:
+        raise UnknownNameError("a spec with variants names its default in params: {variant: NAME}",
+                               spec.loc(("variants",), key=True))
+    keys = {name: set(row) - set(VARIANT_KEYS) for name, row in spec.variants.items()}
+    every = set().union(*keys.values())
+    for name, own in keys.items():
+        if "variant" in own:
+            raise UnknownNameError("a variant cannot set `variant`", spec.loc(("variants", name, "variant"), key=True))
+        missing = sorted(k for k in every - own if k not in params)
+        if missing:
+            raise UnknownNameError(f"variant {name!r} does not set {', '.join(missing)}, which other variants set "
+                                   "(set it, or declare its default in params)", spec.loc(("variants", name), key=True))
 
 
 def _check_schema(spec: Spec, ops) -> None:

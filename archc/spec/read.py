@@ -13,10 +13,11 @@ from dataclasses import replace
 
 from archc.errors import Diagnostics, SpecError, UnknownNameError
 from archc.spec import grammar as g
-from archc.spec.kinds import REQUIRED, ArgDecl, List, Name, short
+from archc.spec.kinds import KINDS, NONE, REQUIRED, Arg, ArgDecl, List, ModuleName, Name, short
 from archc.spec.tree import Block, Item, Program, Where
 
 _NAME = Name()
+_MODULE_NAME = ModuleName()
 
 
 def read(spec, ops) -> Program:
@@ -43,6 +44,7 @@ class _Reader:
         self.block_defs = {name: bdef for name, (bdef, _) in spec.blocks.items()}
         self.blocks: dict[str, Block] = {}
         self.errors = Diagnostics()
+        self.variables = _variables(spec)  # names a call `{block: X}` may take its block from (X's value)
 
     def program(self) -> Program:
         main = {}
@@ -50,6 +52,7 @@ class _Reader:
             values = self.read(g.LIBRARY if "library" in doc.data else g.SPEC, doc.data, Where(doc, ()))
             if doc is self.spec:
                 main = values
+        self.check_requires()
         self.errors.raise_if_any()
         return Program(main["input"], Item("seq", main["graph"], Where(self.spec, ("graph",))), self.blocks)
 
@@ -62,12 +65,34 @@ class _Reader:
         what = f"{owner} has no {noun} {k!r}" if owner else f"unknown {noun} {k!r}"
         self.error(what + hint, at, key=True, cls=UnknownNameError if noun == "argument" else SpecError)
 
-    def unknown_op(self, k: str, at: Where) -> None:
+    def unknown_op(self, k: str, at: Where, what: str = "op", key: bool = True) -> None:
         if k in self.block_defs:
-            self.error(f"{k!r} is a block: call it as `- {k}` or `{{block: {k}, with: {{...}}}}`", at, key=True)
+            self.error(f"{k!r} is a block: call it as `- {k}` or `{{block: {k}, with: {{...}}}}`", at, key=key)
             return
-        hint = _hint(k, [*self.ops, *g.CONSTRUCTS, *self.block_defs], self.ops)
-        self.error(f"unknown op {k!r}{hint}", at, key=True, cls=UnknownNameError)
+        self.error(f"unknown {what} {k!r}{self.plugin_hint(k) or _hint(k, [*self.ops, *g.CONSTRUCTS, *self.block_defs], self.ops)}",
+                   at, key=key, cls=UnknownNameError)
+
+    def plugin_hint(self, k: str) -> str:
+        """Which package provides a missing op, when that is known (archc's registry of plugins, or the spec's
+        `requires:`), and why its ops are missing."""
+        provider = getattr(self.ops, "provider", lambda name: None)(k)
+        if provider:
+            return f": it is provided by the plugin package {provider!r}, {self.ops.why_missing(provider)}"
+        required = self.spec.data.get("requires")
+        if isinstance(required, list) and required and hasattr(self.ops, "why_missing"):
+            why = "; ".join(f"{p!r} {self.ops.why_missing(p)}" for p in required if isinstance(p, str))
+            return f" (archc has no such op; this spec requires plugin packages: {why})"
+        return ""
+
+    def check_requires(self) -> None:
+        """Every package the spec requires (for its plugin ops) is installed and its plugin loaded."""
+        required = self.spec.data.get("requires")
+        for i, package in enumerate(required if isinstance(required, list) else []):
+            why = self.ops.why_missing(package) if isinstance(package, str) and hasattr(self.ops, "why_missing") \
+                else None
+            if why and not why.startswith("installed"):
+                self.error(f"this spec requires the plugin package {package!r}: {why}",
+                           Where(self.spec, ("requires", i)), cls=UnknownNameError)
 
     # -- the grammar's kinds ------------------------------------------------------------------------------
     def read(self, kind, v, at: Where, subject: str = ""):
@@ -116,6 +141,10 @@ class _Reader:
         for k, w in v.items():
             if k in s.keys:
                 out[k] = self.read(s.keys[k].kind, w, at.child(k), f"{s.owner} {k}".lstrip())
+            elif s.others is not None:
+                if problem := _NAME.problem(k):
+                    self.error(problem, at.child(k), key=True)
+                out[k] = self.read(s.others.kind, w, at.child(k), f"{s.owner} {k}".lstrip())
             else:
                 self.unknown_key(k, s.keys, at.child(k), s.owner, s.noun)
                 unknown.append(k)
@@ -175,16 +204,17 @@ class _Reader:
 
     def is_form(self, v: dict) -> bool:
         """Whether a mapping in an item's place is an op or construct itself rather than `name: node`. An op's
-        key is a name when its value is a node (`relu: relu`); so is residual's, dense's or fractal's when its
-        value holds an op or construct other than its own settings (`fractal: {fractal: ...}`)."""
+        key is a name when its value is a node (`relu: relu`, `relu: {conv: ...}`), not when it holds the op's
+        own arguments (`upsample: {scale: 2}`, although `scale` is an op too); so is residual's, dense's or
+        fractal's when its value holds an op or construct other than its own settings (`fractal: {fractal: ...}`)."""
         for k, w in v.items():
             construct = g.CONSTRUCTS.get(k)
             if construct and not construct.nameable:
                 return True
-            if k in self.ops and (w is None or isinstance(w, dict) and not any(j in self.kinds for j in w)):
+            if k in self.ops and (w is None or isinstance(w, dict) and
+                                  not any(j in self.kinds and j not in self.ops[k].args for j in w)):
                 return True
-            if construct and not (isinstance(w, dict) and any(j in self.kinds and j not in construct.value.keys
-                                                              for j in w)):
+            if construct and not _names_a_node(construct, w, self.kinds):
                 return True
         return False
 
@@ -198,7 +228,7 @@ class _Reader:
     def named(self, v: dict, at: Where) -> Item | None:
         if len(v) == 1:
             (k, w), = v.items()
-            if problem := _NAME.problem(k):
+            if problem := _MODULE_NAME.problem(k):
                 self.error(problem, at.child(k), key=True)
             elif k in g.RESERVED:
                 self.error(f"{k!r} is reserved and cannot name an item ({', '.join(g.RESERVED)} are)",
@@ -266,7 +296,7 @@ class _Reader:
             self.error(f"{k} takes exactly one of " + " or ".join(f"`{j}:`" for j in construct.one_of), at)
         callee = value if isinstance(construct.value, g.BlockRef) else next(
             (keys[j] for j in keys if isinstance(beside[j].kind, g.BlockRef)), None)
-        if isinstance(callee, str) and callee in self.block_defs:
+        if isinstance(callee, str) and callee in self.block_defs:  # a block argument's callee is known later
             w = next((j for j in keys if beside[j].kind is g.WITH), None)
             self.check_call(callee, keys.get(w, {}), at.child(w) if w else None, at)
         return Item(k, value, at, keys), extras
@@ -299,18 +329,19 @@ class _Reader:
         elif v in self.block_defs:
             self.check_call(v, {}, None, at)
             return Item("block", v, at, {"with": {}})
+        elif v in self.variables:  # a block argument (or parameter) naming a block or an op: called as it says
+            return Item("block", v, at, {"with": {}})
         elif v in g.CONSTRUCTS:
             self.error(f"{v!r} is a construct: write `{{{v}: ...}}`", at)
         else:
-            hint = _hint(v, [*self.ops, *self.block_defs], self.ops)
-            self.error(f"unknown op or block {v!r}{hint}", at, cls=UnknownNameError)
+            self.unknown_op(v, at, "op or block", key=False)
         return None
 
     # -- blocks -------------------------------------------------------------------------------------------------
     def block_ref(self, v, at: Where):
         if problem := _NAME.problem(v):
             self.error(problem, at)
-        elif v not in self.block_defs:
+        elif v not in self.block_defs and v not in self.variables:
             self.error(f"unknown block {v!r}{_hint(v, self.block_defs, self.block_defs, 'blocks')}", at,
                        cls=UnknownNameError)
         return v
@@ -318,7 +349,14 @@ class _Reader:
     def declared(self, block: str) -> dict:
         """A block's arguments as declared (read leniently: its definition reports its own mistakes)."""
         args = self.block_defs[block].get("args") if isinstance(self.block_defs[block], dict) else None
-        return {k: ArgDecl().arg(w) for k, w in args.items()} if isinstance(args, dict) else {}
+        return {k: self.arg(w) for k, w in args.items()} if isinstance(args, dict) else {}
+
+    def arg(self, written) -> Arg:
+        """A block argument declared by a kind's name or a default; a default naming an op, a block or none makes
+        an argument that holds a block (`act: relu`, `attn: none`)."""
+        if isinstance(written, str) and (written in self.ops or written in self.block_defs or written == NONE):
+            return Arg(KINDS["block"], written)
+        return ArgDecl().arg(written)
 
     def check_call(self, block: str, with_: dict, at_with: Where | None, at: Where) -> None:
         declared = self.declared(block)
@@ -336,7 +374,62 @@ class _Reader:
             self.error(f"a block must be {g.BlockDef.what}, got {short(v)}", at)
             return None
         body, extras = self.kinds_object(v, at, g.BLOCK_KEYS)
-        args = {k: ArgDecl().arg(w) for k, w in extras.get("args", {}).items()}
+        args = {k: self.arg(w) for k, w in extras.get("args", {}).items()}
         block = Block(at.yp[-1], args, extras.get("let", {}), body, at)
         self.blocks[block.name] = block
         return block
+
+
+def _names_a_node(construct: g.Construct, w, kinds) -> bool:
+    """Whether a nameable construct's key names an item rather than being the construct: its value is itself a
+    node, a list or a mapping holding an op or construct other than the construct's own settings
+    (`block: {block: se}`, `fractal: {fractal: ...}`, `block: [...]`)."""
+    own = construct.value.keys if isinstance(construct.value, g.Settings) else {}
+    return isinstance(w, list) or isinstance(w, dict) and any(j in kinds and j not in own for j in w)
+
+
+def _variables(spec) -> set[str]:
+    """Every name a value may be bound to in some environment: parameters, variants' values, table columns, block
+    arguments and lets, the names a repeat binds. `{block: X}` with X among them calls what X holds."""
+    names = set()
+    for doc in _documents(spec):
+        data = doc.data if isinstance(doc.data, dict) else {}
+        for value in _dicts(data.get("params")):
+            names |= set(value)
+            for v in value.values():
+                if isinstance(v, dict) and isinstance(v.get("columns"), list):
+                    names |= {c for c in v["columns"] if isinstance(c, str)}
+        for row in _dicts(*(data.get("variants") or {}).values()) if isinstance(data.get("variants"), dict) else ():
+            names |= set(row)
+        for bdef in _dicts(*(data.get("blocks") or {}).values()) if isinstance(data.get("blocks"), dict) else ():
+            names |= {k for key in ("args", "let") for d in _dicts(bdef.get(key)) for k in d}
+        stack = [data.get("graph"), data.get("blocks")]
+        while stack:
+            x = stack.pop()
+            if isinstance(x, dict):
+                if isinstance(x.get("repeat"), dict):
+                    columns = x["repeat"].get("columns")
+                    names |= set(columns if isinstance(columns, list) else x["repeat"])
+                stack.extend(x.values())
+            elif isinstance(x, list):
+                stack.extend(x)
+    return {n for n in names if isinstance(n, str)}
+
+
+def _dicts(*values):
+    return [v for v in values if isinstance(v, dict)]
+
+
+def _documents(spec):
+    """The spec and every library it imports, each once."""
+    seen, order = set(), []
+
+    def visit(doc):
+        if id(doc) not in seen:
+            seen.add(id(doc))
+            order.append(doc)
+            for lib in doc.imports:
+                visit(lib)
+
+    visit(spec)
+    return order

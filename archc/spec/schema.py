@@ -8,7 +8,7 @@ equal to the generated one and in agreement with the reader on random specs.
 from __future__ import annotations
 
 from archc.spec import grammar as g
-from archc.spec.kinds import NAME, REQUIRED, List
+from archc.spec.kinds import MODULE_NAME, NAME, REQUIRED, List
 
 SEQ, ITEM, NODE, BLOCKDEF = ({"$ref": f"#/$defs/{d}"} for d in ("seq", "item", "node", "blockdef"))
 
@@ -45,6 +45,8 @@ class _Generator:
             case g.Settings():
                 s = {"type": "object", "properties": {k: self.key(key) for k, key in kind.keys.items()},
                      "additionalProperties": False}
+                if kind.others is not None:
+                    s.update(additionalProperties=self.key(kind.others), propertyNames={"pattern": NAME})
                 required = [k for k, key in kind.keys.items() if key.required]
                 return {**s, "required": required} if required else s
             case g.Mapping():
@@ -118,17 +120,21 @@ class _Generator:
     def item(self) -> dict:
         """`{relu: {}}` is an anonymous op; `{relu: relu}` names a node "relu": a nameable key is a name when its
         value is itself a node (a string, a list, or a mapping with an op or construct key)."""
-        holds_kind = [{"required": [j]} for j in self.kinds]
         forms = [{"required": [c.name]} for c in g.CONSTRUCTS.values() if not c.nameable]
-        forms += [{"required": [k], "properties": {k: {"anyOf": [
-            {"type": "null"}, {"type": "object", "not": {"anyOf": holds_kind}}]}}} for k in self.ops]
-        forms += [{"required": [c.name], "properties": {c.name: {"not": {"type": "object", "anyOf": [
-            {"required": [j]} for j in self.kinds if j not in c.value.keys]}}}}
+        forms += [{"required": [k], "properties": {k: {"anyOf": [{"type": "null"}, {"type": "object", "not": {
+            "anyOf": [{"required": [j]} for j in self.kinds if j not in op.args]}}]}}} for k, op in self.ops.items()]
+        forms += [{"required": [c.name], "properties": {c.name: {"not": {"anyOf": [{"type": "array"}, {
+            "type": "object", "anyOf": [{"required": [j]} for j in self.kinds if j not in _own(c)]}]}}}}
             for c in g.CONSTRUCTS.values() if c.nameable]
         named = {"type": "object", "minProperties": 1, "maxProperties": 1,
-                 "propertyNames": {"pattern": NAME, "not": {"enum": list(g.RESERVED)}},
+                 "propertyNames": {"pattern": MODULE_NAME, "not": {"enum": list(g.RESERVED)}},
                  "additionalProperties": NODE}
         # A mapping with no op or construct key is no form: the first keywords say so without trying each form.
         return {"if": {"type": "object", "not": {"propertyNames": {"not": {"enum": self.kinds}}}, "anyOf": forms},
                 "then": NODE,
-                "else": {"anyOf": [named, {"type": "string", "pattern": NAME}, SEQ]}}
+                "else": {"anyOf": [{"type": "string", "pattern": NAME}, SEQ, named]}}
+
+
+def _own(construct: g.Construct) -> dict:
+    """A construct's own settings keys (residual's body, shortcut, ...), which do not make its key a name."""
+    return construct.value.keys if isinstance(construct.value, g.Settings) else {}

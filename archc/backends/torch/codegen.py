@@ -15,6 +15,7 @@ The source is archc's own text, generated from the typed graph: nothing of a spe
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 
@@ -34,10 +35,13 @@ _WRITES = {"concat", "add", "avgpool", "gap", "adaptive_avgpool"}
 
 
 def _flat_view(g: Graph, node: Node) -> bool:
-    """A view costs nothing: flatten of a 1x1 map (or of a flat value) reshapes channels_last data in place."""
+    """A view costs nothing: flatten of a 1x1 map (or of a flat value) reshapes channels_last data in place. A
+    view of part of its input (a crop, a chunk) is copied out instead, so that it does not keep the whole input
+    alive (U-Net's skips would otherwise stay whole until the decoder)."""
+    x = g[g.inputs(node.name)[0]].shape
     if node.op == "flatten":
-        return math.prod(g[g.inputs(node.name)[0]].shape[1:]) == 1
-    return VIEW in OPS[node.op]
+        return math.prod(x[1:]) == 1
+    return VIEW in OPS[node.op] and math.prod(node.shape) == math.prod(x)
 
 
 def _overwrites(g: Graph, node: Node) -> int | None:
@@ -90,7 +94,13 @@ def _native(dtype) -> bool:
 def memory_plan(graph: Graph, batch: int = 1, dtype=torch.float32) -> MemoryPlan:
     """The plan the generated CPU forward materialises for a fused graph (archc.fuse's)."""
     itemsize = torch.empty((), dtype=dtype).element_size()
-    return plan(graph, graph.meta["schedules"][False], batch, itemsize, target(dtype, batch))
+    schedule, tgt = graph.meta["schedules"][False], target(dtype, batch)
+    planned = plan(graph, schedule, batch, itemsize, tgt)
+    if planned.arena_bytes:  # the arena is held throughout: where that costs more than it saves, none
+        plain = plan(graph, schedule, batch, itemsize, dataclasses.replace(tgt, writes=lambda g, n: False))
+        if plain.peak_bytes < planned.peak_bytes:
+            return plain
+    return planned
 
 
 def supported(module, x: torch.Tensor) -> bool:
@@ -223,7 +233,10 @@ class _Emitter:
             self.lines.append(f"{self.names[n]} = {ins[0]}.reshape({self.batch}, -1)")
             return
         if self.p.slots[n].kind == VIEW_SLOT and VIEW in OPS[node.op]:
-            self.lines.append(f"{self.names[n]} = {ins[0]}")
+            if node.shape == g[g.inputs(n)[0]].shape:  # an identity in eval mode (dropout, drop-path)
+                self.lines.append(f"{self.names[n]} = {ins[0]}")
+            else:  # a view of part of its input (chunk, crop): the module makes it, no copy
+                self.lines.append(f"{self.names[n]} = {self.const(self.modules[n], 'M')}({', '.join(ins)})")
             return
         if self.p.slots[n].kind == INPLACE:
             act = OPS[node.op].act(node.attrs)

@@ -9,6 +9,7 @@ from torch import nn
 from archc.backends.torch.lower import lower
 from archc.backends.torch.names import check
 from archc.ir.graph import Graph
+from archc.ir.ops import OPS, PARAMETER
 from archc.passes.liveness import Schedule
 
 
@@ -22,8 +23,8 @@ class Group(nn.Module):
 class ArchcModule(nn.Module):
     """Runs the analysed graph. forward(x) returns the main output; in train mode, when the spec has
     auxiliary outputs, it returns the tuple (main, *aux) in spec order (`self.output_names`). When the graph's
-    outputs are named (graph.meta["dict_outputs"]: `archc.build(..., features=[...])`), it returns a dict
-    {name: tensor} in their order instead.
+    outputs are named (`outputs:` in the spec: graph.meta["dict_outputs"]), it returns a dict {name: tensor} in
+    their order instead, auxiliary outputs (train mode) last.
     `modules`: module path -> a module to use instead of lowering the op (archc.fuse passes trained ones)."""
 
     def __init__(self, graph: Graph, modules: dict[str, nn.Module] | None = None):
@@ -35,6 +36,7 @@ class ArchcModule(nn.Module):
         for node in graph.nodes():
             if node.name != graph.input and node.module not in built:
                 built[node.module] = lower(node, [graph[i].shape for i in graph.inputs(node.name)])
+        keyed_at_path = {n.module for n in graph.nodes() if PARAMETER in OPS[n.op]}
         for path, module in built.items():
             *scopes, leaf = path.split(".")
             parent = self
@@ -42,8 +44,12 @@ class ArchcModule(nn.Module):
                 if part not in parent._modules:
                     parent.add_module(part, Group())
                 parent = parent._modules[part]
-            parent.add_module(leaf, module)
+            if path in keyed_at_path:  # its parameter is the key `path` itself: registered on the enclosing module
+                parent.register_parameter(leaf, module.weight)
+            else:
+                parent.add_module(leaf, module)
         order = graph.order()
+        self._modules_by_path = built
         self._modules_by_node = {n: built[graph[n].module] for n in order if n != graph.input}
         self.output_names = [o.name for o in graph.outputs]
         self.returns_dict = bool(graph.meta.get("dict_outputs"))
@@ -91,3 +97,7 @@ class ArchcModule(nn.Module):
     def node_modules(self) -> dict[str, nn.Module]:
         """The module that computes each graph node (parameter-free modules may serve several nodes)."""
         return dict(self._modules_by_node)
+
+    def module_at(self, path: str) -> nn.Module:
+        """The module that computes the op at a module path (also an op whose parameter is keyed by the path)."""
+        return self._modules_by_path[path]

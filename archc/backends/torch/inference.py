@@ -105,7 +105,7 @@ def fuse(model):
         if node.name == g.input or node.module in modules:
             continue
         fold = FOLD.get(node.op)
-        modules[node.module] = fold(node.attrs, model.get_submodule) if fold else model.get_submodule(node.module)
+        modules[node.module] = fold(node.attrs, model.module_at) if fold else model.module_at(node.module)
     fused = InferenceModule(g, modules).eval().to(memory_format=torch.channels_last)
     fused.analysis = model.analysis
     return fused

@@ -1,5 +1,6 @@
-"""The few modules torch.nn lacks: n-ary joins, drop-path, zero channel padding, a connection-table conv
-and LeNet-5's RBF output."""
+"""The few modules torch.nn lacks: n-ary joins, drop-path, zero channel padding, a connection-table conv,
+LeNet-5's RBF output, and what the modern zoo needs: channel LayerNorm, a per-pixel Linear, a learned scale,
+channel split and shuffle, a centre crop."""
 
 from __future__ import annotations
 
@@ -18,6 +19,16 @@ class Add(nn.Module):
         out = xs[0]
         for x in xs[1:]:
             out = out + x
+        return out
+
+
+class Mul(nn.Module):
+    """The product of its inputs, broadcasting (squeeze-excitation: gate [N,C,1,1] times x [N,C,H,W])."""
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        out = xs[0]
+        for x in xs[1:]:
+            out = out * x
         return out
 
 
@@ -45,22 +56,94 @@ class Mean(nn.Module):
 
 
 class DropPath(nn.Module):
-    """Stochastic depth on a residual branch: in training, zero the branch per sample with probability p
-    and scale the survivors by 1/(1-p), so that evaluation (identity) sees the same expectation."""
+    """Stochastic depth on a residual branch: in training, zero the branch with probability p, per sample
+    (mode "row") or for the whole batch ("batch"), and scale the survivors by 1/(1-p), so that evaluation
+    (identity) sees the same expectation (torchvision's StochasticDepth)."""
 
-    def __init__(self, p: float):
+    def __init__(self, p: float, mode: str = "row"):
         super().__init__()
-        self.p = p
+        self.p, self.mode = p, mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
         keep = 1.0 - self.p
-        mask = torch.rand(x.shape[0], *([1] * (x.dim() - 1)), device=x.device) < keep
+        size = (x.shape[0], *([1] * (x.dim() - 1))) if self.mode == "row" else (1,) * x.dim()
+        mask = torch.rand(size, device=x.device) < keep
         return x * mask.to(x.dtype) / keep
 
     def extra_repr(self) -> str:
-        return f"p={self.p}"
+        return f"p={self.p}, mode={self.mode}"
+
+
+class ChannelLayerNorm(nn.LayerNorm):
+    """LayerNorm over the channels: per pixel of [N, C, H, W] (torchvision's LayerNorm2d: permute to NHWC, normalise
+    the last dimension, permute back), or over the features of [N, F]."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:
+            return super().forward(x)
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class PixelLinear(nn.Linear):
+    """A Linear applied per pixel over the channels of [N, C, H, W] (ConvNeXt's Linear on NHWC); weight [out, C]."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.movedim(1, -1), self.weight, self.bias).movedim(-1, 1)
+
+
+class Scale(nn.Module):
+    """x * weight, weight [C, 1, 1] (or [C] on [N, C]) starting at `init`: ConvNeXt's layer scale. The executor
+    keys the weight by the op's own path (`layer_scale`), registering it on the enclosing module."""
+
+    def __init__(self, shape: tuple, init: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((shape[0], *([1] * (len(shape) - 1))), float(init)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight
+
+
+class Chunk(nn.Module):
+    """The index-th of `chunks` equal parts of the channels (a view)."""
+
+    def __init__(self, chunks: int, index: int):
+        super().__init__()
+        self.chunks, self.index = chunks, index
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.chunk(self.chunks, dim=1)[self.index]
+
+    def extra_repr(self) -> str:
+        return f"chunks={self.chunks}, index={self.index}"
+
+
+class ChannelShuffle(nn.Module):
+    """torchvision's `channel_shuffle`: view [N, g, C/g, H, W], transpose, contiguous, view back."""
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        x = x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).contiguous()
+        return x.view(n, c, h, w)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"
+
+
+class CenterCrop(nn.Module):
+    """x cut to the height and width of `like`, centred (fewer rows and columns cut before when odd); a view."""
+
+    def forward(self, x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        h, w = like.shape[-2:]
+        top, left = (x.shape[-2] - h) // 2, (x.shape[-1] - w) // 2
+        return x[..., top:top + h, left:left + w]
 
 
 class ScaledTanh(nn.Module):

@@ -7,7 +7,7 @@ from typing import Callable
 
 from torch import nn
 
-from archc.backends.torch import layers
+from archc.backends.torch import PLUGINS, layers
 from archc.backends.torch.fused import FusedConvBNAct
 from archc.ir.graph import Node
 from archc.ir.ops import Shape, pair
@@ -44,6 +44,23 @@ def _avgpool(a: dict, in_shapes: list[Shape]) -> nn.Module:
                         count_include_pad=a["count_include_pad"], divisor_override=a["divisor"])
 
 
+def _linear(a: dict, in_shapes: list[Shape]) -> nn.Module:
+    cls = nn.Linear if len(in_shapes[0]) == 1 else layers.PixelLinear
+    return cls(in_shapes[0][0], a["out"], a["bias"])
+
+
+def _upsample(a: dict, in_shapes: list[Shape]) -> nn.Module:
+    size = None if a["size"] is None else pair(a["size"])
+    scale = None if a["scale"] is None else float(a["scale"])
+    corners = a["align_corners"] if a["mode"] == "bilinear" else None
+    return nn.Upsample(size=size, scale_factor=scale, mode=a["mode"], align_corners=corners)
+
+
+def _conv_transpose(a: dict, in_shapes: list[Shape]) -> nn.Module:
+    return nn.ConvTranspose2d(in_shapes[0][0], a["out"], pair(a["k"]), pair(a["stride"]), pair(a["pad"]),
+                              pair(a["output_pad"]), a["groups"], a["bias"], pair(a["dilation"]))
+
+
 def _fused(a: dict, in_shapes: list[Shape]) -> nn.Module:
     """A fused op with fresh weights of the right shapes (archc.fuse builds it from trained modules instead)."""
     return FusedConvBNAct(_conv({**a, "bias": a["bias"] or a["bn"] is not None}, in_shapes[:1]), None, a["act"])
@@ -55,26 +72,41 @@ LOWERINGS: dict[str, Callable[[dict, list[Shape]], nn.Module]] = {
     "relu": _torch("ReLU"),
     "relu6": _torch("ReLU6"),
     "sigmoid": _torch("Sigmoid"),
+    "silu": _torch("SiLU"),
+    "gelu": _torch("GELU"),
+    "hardswish": _torch("Hardswish"),
+    "hardsigmoid": _torch("Hardsigmoid"),
+    "leaky_relu": lambda a, i: nn.LeakyReLU(a["slope"]),
     "tanh": _tanh,
     "softmax": _torch("Softmax", dim=1),
+    "layernorm": lambda a, i: layers.ChannelLayerNorm(i[0][0], eps=a["eps"]),
+    "groupnorm": lambda a, i: nn.GroupNorm(a["groups"], i[0][0], eps=a["eps"]),
+    "scale": lambda a, i: layers.Scale(i[0], a["init"]),
     "lrn": _torch("LocalResponseNorm"),
     "maxpool": _maxpool,
     "avgpool": _avgpool,
     "adaptive_avgpool": lambda a, i: nn.AdaptiveAvgPool2d(pair(a["size"])),
     "gap": lambda a, i: nn.AdaptiveAvgPool2d(1),
     "dropout": _torch("Dropout"),
-    "drop_path": lambda a, i: layers.DropPath(a["p"]),
-    "linear": lambda a, i: nn.Linear(i[0][0], a["out"], a["bias"]),
+    "drop_path": lambda a, i: layers.DropPath(a["p"], a["mode"]),
+    "linear": _linear,
     "flatten": _torch("Flatten"),
     "identity": _torch("Identity"),
     "pad_channels": lambda a, i: layers.PadChannels(a["out"]),
     "rbf": lambda a, i: layers.RBF(i[0][0], a["out"]),
+    "chunk": lambda a, i: layers.Chunk(a["chunks"], a["index"]),
+    "channel_shuffle": lambda a, i: layers.ChannelShuffle(a["groups"]),
+    "upsample": _upsample,
+    "conv_transpose": _conv_transpose,
+    "crop": lambda a, i: layers.CenterCrop(),
     "concat": lambda a, i: layers.Concat(),
     "add": lambda a, i: layers.Add(),
+    "mul": lambda a, i: layers.Mul(),
     "mean": lambda a, i: layers.Mean(a["drop_path"]),
     "conv_bn_act": _fused,
 }
 
 
 def lower(node: Node, in_shapes: list[Shape]) -> nn.Module:
-    return LOWERINGS[node.op](node.attrs, in_shapes)
+    """The module computing a node: from the lowering table, or from the plugin that registered its op."""
+    return (LOWERINGS.get(node.op) or PLUGINS[node.op])(node.attrs, in_shapes)
