@@ -88,6 +88,27 @@ def test_every_torchvision_spec_has_a_manifest():
     assert all((MANIFESTS / f"{n}.json").exists() for n in names)
 
 
+# torchvision builders no spec covers yet. Being written in parallel on another branch (mobile and Inception
+# families): the lead empties this list when merging it. Nothing else may be added here.
+NOT_YET_COVERED = {
+    "mobilenet_v3_large", "mobilenet_v3_small",
+    "mnasnet0_5", "mnasnet0_75", "mnasnet1_0", "mnasnet1_3",
+    "efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l",
+    "inception_v3",
+}
+
+
+def test_every_torchvision_builder_is_covered_by_a_spec():
+    """Every builder of torchvision's CNN zoo (one manifest each) is named by the `torchvision:` field of some spec
+    or spec variant, except those listed as not yet covered; a listed builder that a spec now covers must leave
+    the list."""
+    manifests = {p.stem for p in MANIFESTS.glob("*.json")}
+    covered = {variant_spec(p, v).torchvision for p, v in VARIANTS} - {None}
+    assert sorted(manifests - covered - NOT_YET_COVERED) == [], "torchvision builders no spec covers"
+    assert sorted(NOT_YET_COVERED & covered) == [], "covered now: remove them from NOT_YET_COVERED"
+    assert sorted(NOT_YET_COVERED - manifests) == [], "not a torchvision builder with a manifest"
+
+
 def _run_with_hooks(module, x):
     """Forward x, recording each graph node's output shape through forward hooks on its module."""
     nodes_of = {}
