@@ -7,6 +7,7 @@ no memory, no initialisation), parameters, MACs, dropout and stochastic-depth pr
 Real forward passes run for each spec's default variant, at a small input where FORWARD says so."""
 
 import functools
+import re
 import json
 
 import pytest
@@ -192,3 +193,13 @@ def test_peak_activations_match_a_real_forward_pass(path, built):
             h.remove()
     del out
     assert peak[0] == m.analysis.peak_activations
+
+
+def test_every_spec_has_a_row_in_the_readme_spec_table():
+    """README's Specs table names every spec file in its first column (figures and sources beside it)."""
+    from conftest import ROOT
+
+    text = (ROOT / "README.md").read_text().split("\n## Specs\n", 1)[1].split("\n## ", 1)[0]
+    first_cells = [line.split("|")[1] for line in text.splitlines() if line.startswith("| `")]
+    listed = {name for cell in first_cells for name in re.findall(r"`([\w.-]+)\.yaml`", cell)}
+    assert sorted(p.stem for p in SPECS if p.stem not in listed) == []
