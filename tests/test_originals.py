@@ -134,19 +134,25 @@ class CaffeGoogLeNet(nn.Module):
         return (out, *heads) if heads else out
 
 
-@pytest.mark.parametrize("variant", ["train", "deploy"])
-def test_googlenet_2014_equals_the_caffe_model_in_plain_pytorch(variant):
+def test_googlenet_2014_equals_the_caffe_model_in_plain_pytorch():
     torch.manual_seed(0)
-    ref = CaffeGoogLeNet(aux=variant == "train")
-    ours = archc.build(archc.load("specs/googlenet_2014.yaml", variant=variant))
+    ref = CaffeGoogLeNet(aux=True)
+    ours = archc.build("specs/googlenet_2014.yaml")
     ours.load_state_dict(ref.state_dict(), strict=True)
     x = torch.randn(1, 3, 224, 224)
-    with torch.no_grad():
-        assert torch.allclose(ours.eval()(x), ref.eval()(x), rtol=1e-5, atol=1e-6)
-        if variant == "train":  # the auxiliary heads, in training mode; dropout drawn alike from the same seed
-            torch.manual_seed(1)
-            mine = ours.train()(x)
-            torch.manual_seed(1)
-            theirs = ref.train()(x)
-            assert len(mine) == len(theirs) == 3
-            assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-6) for a, b in zip(mine, theirs))
+    with torch.no_grad():  # training mode: the main output and both auxiliary heads, dropout drawn alike
+        torch.manual_seed(1)
+        mine = ours.train()(x)
+        torch.manual_seed(1)
+        theirs = ref.train()(x)
+    assert len(mine) == len(theirs) == 3
+    assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-6) for a, b in zip(mine, theirs))
+
+
+def test_googlenet_2014_deploy_is_the_net_without_its_heads():
+    with torch.device("meta"):
+        train = archc.build("specs/googlenet_2014.yaml").state_dict()
+        deploy = archc.build(archc.load("specs/googlenet_2014.yaml", variant="deploy")).state_dict()
+        ref = CaffeGoogLeNet(aux=False).state_dict()
+    assert list(deploy) == [k for k in train if not k.startswith("aux")] == list(ref)
+    assert all(deploy[k].shape == ref[k].shape for k in ref)
