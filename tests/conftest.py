@@ -11,9 +11,12 @@ SPECS = sorted((ROOT / "specs").glob("*.yaml"))
 MANIFESTS = ROOT / "tests" / "data" / "torchvision"
 # Parameters the tests that run a spec's module set, for specs whose defaults are costly on the CPU (their figures
 # are checked at the defaults): U-Net's smallest valid tile with 8 channels at the first level, the others at 64x64
-# (float64 depthwise and grouped convs take PyTorch's slow path on the CPU).
+# (float64 depthwise and grouped convs take PyTorch's slow path on the CPU); the VGG, ResNet and DenseNet families,
+# whose blocks the single-model specs (vgg16, resnet18, densenet121) already run at 224, at 32x32, and the
+# CIFAR ResNet at depth 20.
 FORWARD = {"unet": {"tile": 188, "width": 8, "last_up": 16}, "convnext": {"size": 64}, "efficientnet": {"size": 64},
-           "regnet": {"size": 64}, "mobilenet_v2": {"size": 64}, "shufflenet_v2": {"size": 64}}
+           "regnet": {"size": 64}, "mobilenet_v2": {"size": 64}, "shufflenet_v2": {"size": 64},
+           "vgg": {"size": 32}, "densenet": {"size": 32}, "resnet": {"size": 32}, "resnet110_cifar": {"depth": 20}}
 
 
 @pytest.fixture(autouse=True)
