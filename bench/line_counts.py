@@ -93,7 +93,7 @@ FAMILIES = [
                             "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0"])]),
     ("MobileNetV2", ["mobilenet_v2.yaml"],
      [(M + "mobilenetv2", ["InvertedResidual", "MobileNetV2", "mobilenet_v2"])] + MISC + DIV),
-    ("EfficientNet B0-B7", ["efficientnet.yaml", "lib/misc.yaml:cna,se"],
+    ("EfficientNet B0-B7", ["efficientnet.yaml", "lib/efficientnet.yaml:mbconv", "lib/misc.yaml:cna,se"],
      [(M + "efficientnet", ["_MBConvConfig", "MBConvConfig", "MBConv", "EfficientNet", "_efficientnet",
                             "_efficientnet_conf"] + [f"efficientnet_b{i}" for i in range(8)])]
      + MISC + SE + SD + DIV),
