@@ -14,7 +14,8 @@ MANIFESTS = ROOT / "tests" / "data" / "torchvision"
 # (float64 depthwise and grouped convs take PyTorch's slow path on the CPU).
 FORWARD = {"unet": {"tile": 188, "width": 8, "last_up": 16}, "convnext": {"size": 64}, "efficientnet": {"size": 64},
            "regnet": {"size": 64}, "mobilenet_v2": {"size": 64}, "shufflenet_v2": {"size": 64},
-           "mobilenet_v3": {"size": 64}, "efficientnet_v2": {"size": 64}}
+           "mobilenet_v3": {"size": 64}, "efficientnet_v2": {"size": 64},
+           "mnasnet": {"size": 64}}
 
 
 @pytest.fixture(autouse=True)
