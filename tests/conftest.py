@@ -16,7 +16,8 @@ MANIFESTS = ROOT / "tests" / "data" / "torchvision"
 # CIFAR ResNet at depth 20.
 FORWARD = {"unet": {"tile": 188, "width": 8, "last_up": 16}, "convnext": {"size": 64}, "efficientnet": {"size": 64},
            "regnet": {"size": 64}, "mobilenet_v2": {"size": 64}, "shufflenet_v2": {"size": 64},
-           "vgg": {"size": 32}, "densenet": {"size": 32}, "resnet": {"size": 32}, "resnet110_cifar": {"depth": 20}}
+           "vgg": {"size": 32}, "densenet": {"size": 32}, "resnet": {"size": 32}, "resnet110_cifar": {"depth": 20},
+           "mobilenet_v3": {"size": 64}, "efficientnet_v2": {"size": 64}, "mnasnet": {"size": 64}}
 
 
 @pytest.fixture(autouse=True)

@@ -154,6 +154,17 @@ def test_block_argument_errors_are_located(with_, words):
     assert words in e.value.message and e.value.path == "u"
 
 
+def test_a_table_column_chooses_the_block_of_each_row():
+    """EfficientNetV2's stages: FusedMBConv rows then MBConv rows, the kind a column of a table a variant sets."""
+    text = (BLOCK_ARGS + "params: {variant: a}\nvariants:\n"
+            "  a: {stages: {columns: [kind, n], rows: [[unit, 1], [sigmoid, 2]]}}\n"
+            "  b: {stages: {columns: [kind, n], rows: [[relu, 1], [3, 1]]}}\n"
+            "graph: [{repeat: stages, body: {repeat: n, block: kind}}]\n")
+    assert [n.op for n in analyze(text).nodes()][1:] == ["conv", "relu", "sigmoid", "sigmoid"]
+    with pytest.raises(archc.SpecError, match="must be an op or block name, or none, got 3"):
+        analyze(text, variant="b")
+
+
 def test_unknown_block_stays_an_error_in_a_block_without_such_argument():
     with pytest.raises(archc.SpecError, match="unknown block 'attnn'"):
         analyze(BLOCK_ARGS.replace("{block: attn,", "{block: attnn,") + "graph: [{block: unit}]\n")

@@ -394,13 +394,12 @@ def _variables(spec) -> set[str]:
     names = set()
     for doc in _documents(spec):
         data = doc.data if isinstance(doc.data, dict) else {}
-        for value in _dicts(data.get("params")):
-            names |= set(value)
-            for v in value.values():
+        variants = data.get("variants") if isinstance(data.get("variants"), dict) else {}
+        for values in _dicts(data.get("params"), *variants.values()):  # parameters, and the tables' columns
+            names |= set(values)
+            for v in values.values():
                 if isinstance(v, dict) and isinstance(v.get("columns"), list):
                     names |= {c for c in v["columns"] if isinstance(c, str)}
-        for row in _dicts(*(data.get("variants") or {}).values()) if isinstance(data.get("variants"), dict) else ():
-            names |= set(row)
         for bdef in _dicts(*(data.get("blocks") or {}).values()) if isinstance(data.get("blocks"), dict) else ():
             names |= {k for key in ("args", "let") for d in _dicts(bdef.get(key)) for k in d}
         stack = [data.get("graph"), data.get("blocks")]
