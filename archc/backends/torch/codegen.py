@@ -96,7 +96,10 @@ def memory_plan(graph: Graph, batch: int = 1, dtype=torch.float32) -> MemoryPlan
     itemsize = torch.empty((), dtype=dtype).element_size()
     schedule, tgt = graph.meta["schedules"][False], target(dtype, batch)
     planned = plan(graph, schedule, batch, itemsize, tgt)
-    if planned.arena_bytes:  # the arena is held throughout: where that costs more than it saves, none
+    static_peak = graph.meta.get("peak", {}).get(False)  # the analysis's, in values per sample
+    if planned.arena_bytes and static_peak is not None and planned.peak_bytes > static_peak * batch * itemsize:
+        # The arena is held throughout: where that lifts the peak above the static one, no arena (the
+        # concatenations copy their inputs), if that plan is lower.
         plain = plan(graph, schedule, batch, itemsize, dataclasses.replace(tgt, writes=lambda g, n: False))
         if plain.peak_bytes < planned.peak_bytes:
             return plain
