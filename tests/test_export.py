@@ -82,21 +82,22 @@ graph:
 """
 
 
-def small():
+def trained(text: str, file: str):
+    """The spec's module in eval mode after one training-mode batch (BatchNorm statistics not the identity)."""
     torch.manual_seed(0)
-    m = archc.build(archc.loads(SMALL, "small.yaml"))
-    with torch.no_grad():  # BatchNorm statistics that are not the identity
-        m.train()(torch.randn(8, 3, 16, 16))
+    m = archc.build(archc.loads(text, file))
+    with torch.no_grad():
+        m.train()(torch.randn(8, *m.analysis.input_shape))
     return m.eval()
+
+
+def small():
+    return trained(SMALL, "small.yaml")
 
 
 @pytest.fixture(scope="module")
 def every_op():
-    torch.manual_seed(0)
-    m = archc.build(archc.loads(EVERY_OP, "every_op.yaml"))
-    with torch.no_grad():  # BatchNorm statistics that are not the identity
-        m.train()(torch.randn(8, 4, 12, 12))
-    return m.eval()
+    return trained(EVERY_OP, "every_op.yaml")
 
 
 def test_the_spec_writes_every_op(every_op):

@@ -463,3 +463,16 @@ def test_computed_figures_follow_the_policy_too(tmp_path):
     f = write(tmp_path, "archc: 1\nname: t\ninput: [4, 2097152, 2097152]\ngraph:\n  - {conv: {out: 2097152, k: 1}}\n")
     refused("validate", f, "--limit", "params=4e18", "activations=4e18", where=f"{f}:5:5",
             words="(macs of this conv) is out of range")
+
+
+def test_an_op_of_two_inputs_given_one_is_refused_located(tmp_path):
+    """Found by the fuzzing campaign after the zoo merge: crop (two inputs) given one crashed its shape rule."""
+    f = write(tmp_path, HEAD + "graph:\n  - {crop: null}\n")
+    refused("validate", f, where=f"{f}:5:5", words="crop takes 2 inputs (from: [a, b]), got 1")
+
+
+def test_a_variant_that_is_not_a_name_is_refused_located(tmp_path):
+    """Found by the fuzzing campaign: params.variant written as a list crashed the variant look-up."""
+    f = write(tmp_path, HEAD + "params: {variant: [0.5]}\nvariants: {a: {w: 1}, b: {w: 2}}\n"
+                              "graph:\n  - {conv: {out: w, k: 1}}\n")
+    refused("validate", f, where=f"{f}:4:19", words="unknown variant [0.5] (variants: a, b)")

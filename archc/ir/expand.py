@@ -292,6 +292,9 @@ class _Expander:
         attrs = dict(attrs)
         if op.arity == 1:
             x = self.single(x, item.where, path)
+        elif op.arity is not None and len(x if isinstance(x, tuple) else (x,)) != op.arity:
+            got = len(x) if isinstance(x, tuple) else 1
+            raise self.fail(f"{op.name} takes {op.arity} inputs (from: [a, b]), got {got}", item.where, path)
         return self.add(op.name, attrs, list(x) if isinstance(x, tuple) else [x], path, item.where)
 
     def seq(self, item: Item, env: dict, x, scope: Scope, name=None):

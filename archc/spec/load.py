@@ -136,7 +136,7 @@ class Spec:
         values = dict(declared)
         if self.variants:
             name = overrides.get("variant", declared.get("variant"))
-            if name not in self.variants:
+            if not isinstance(name, str) or name not in self.variants:
                 raise UnknownNameError(f"unknown variant {short(name)} (variants: {', '.join(self.variants)})",
                                 self.loc(("params", "variant")))
             values.update({k: v for k, v in self.variants[name].items() if k not in VARIANT_KEYS})
