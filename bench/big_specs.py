@@ -2,7 +2,7 @@
 for this tree and a baseline side by side (`git archive REF` unpacked beside), runs interleaved.
 
 Specs (generated): 99,000 `relu` items; 90,000 convs (a repeat of 9,000 x 10 convs and a relu); 20,000 named
-convs; 10,000 auxiliary heads; a 1,000-layer dense block (502,500 edges). Each measurement is a fresh process
+convs; 10,000 auxiliary heads; a 990-layer dense block (492,525 edges). Each measurement is a fresh process
 through the API (archc.load, archc.analyze, the module-name checks: what `archc validate` runs), timed in CPU
 seconds of that process (the machine is shared); memory is the process's peak RSS.
 
@@ -33,7 +33,8 @@ SPECS = {
     "".join(f"  - c{i}: {{conv: {{out: 1, k: 1}}}}\n" for i in range(20_000)),
     "aux_10k": HEAD + "input: [4]\ngraph:\n" + "".join(f"  - a{i}: {{aux: [relu]}}\n" for i in range(10_000)) +
     "  - relu\n",
-    "dense_1000": HEAD + "input: [1, 1, 1]\ngraph:\n  - {dense: {layers: 1000, body: [{conv: {out: 1, k: 1}}]}}\n",
+    # 990 layers: 492,525 steps, under the default limit of 500,000 (1,000 layers take 502,500 and are refused)
+    "dense_990": HEAD + "input: [1, 1, 1]\ngraph:\n  - {dense: {layers: 990, body: [{conv: {out: 1, k: 1}}]}}\n",
 }
 
 CHILD = r"""
