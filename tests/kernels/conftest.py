@@ -23,6 +23,25 @@ TOLERANCE = {torch.float32: 1e-5, torch.float16: 1e-3, torch.bfloat16: 8e-3, tor
 # bf16 dots are wrong in the interpreter (triton #11584): bf16 is checked on GPUs only.
 DTYPES = [torch.float32, torch.float16] + ([torch.bfloat16] if ON_GPU else [])
 
+# Awkward shapes every conv path is checked on (the kernel files add their own):
+# id: (n, cin, h, w, cout, k, make_inputs options)
+AWKWARD = {
+    "cin1_cout1": (1, 1, 5, 5, 1, 3, dict(padding=1)),
+    "stem_cin3_k7_s2_p3": (1, 3, 9, 11, 16, 7, dict(stride=2, padding=3)),  # K flat over (kh, kw, c)
+    "cin17_cout33_batch3_residual": (3, 17, 3, 4, 33, 3, dict(padding=1, residual=True)),
+    "cin33_cout17_stride2": (1, 33, 6, 5, 17, 3, dict(stride=2, padding=1)),
+    "spatial_1x1_k3": (3, 16, 1, 1, 16, 3, dict(padding=1)),
+    "spatial_1x1_k1": (1, 33, 1, 1, 17, 1, {}),
+    "odd_nonsquare_pad0": (1, 8, 7, 5, 24, 3, {}),
+    "pad3": (1, 4, 3, 4, 8, 3, dict(padding=3)),
+    "kernel_3x2_hw_pairs": (2, 8, 7, 6, 16, (3, 2), dict(stride=(2, 1), padding=(1, 0), dilation=(1, 2))),
+    "groups2": (1, 32, 4, 5, 32, 3, dict(padding=1, groups=2)),
+    "depthwise": (1, 16, 5, 5, 16, 3, dict(padding=1, groups=16)),
+    "channels_last_residual": (1, 17, 5, 5, 33, 3, dict(padding=1, channels_last=True, residual=True)),
+    "folded_weight_no_scale": (1, 8, 5, 5, 16, 3, dict(padding=1, scale=False)),
+    "no_scale_no_shift": (1, 8, 5, 5, 16, 3, dict(padding=1, scale=False, shift=False)),
+}
+
 
 @pytest.fixture(autouse=True)
 def _fresh_seed_and_exact_fp32(request, monkeypatch):

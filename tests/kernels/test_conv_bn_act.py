@@ -13,29 +13,18 @@ if not triton_importable():
 
 from archc_kernels.triton import common, conv, depthwise, gemm1x1, grouped  # noqa: E402
 
+from .conftest import AWKWARD  # noqa: E402
+
 KERNELS = {"conv": conv, "gemm1x1": gemm1x1, "depthwise": depthwise, "grouped": grouped}
 
-# id: (n, cin, h, w, cout, k, make_inputs options)
+# id: (n, cin, h, w, cout, k, make_inputs options): the shared awkward shapes, and this path's own
 CONV_CASES = {
-    "cin1_cout1": (1, 1, 5, 5, 1, 3, dict(padding=1)),
-    "stem_cin3_k7_s2_p3": (1, 3, 9, 11, 16, 7, dict(stride=2, padding=3)),  # K flat over (kh, kw, c)
+    **AWKWARD,
     "flat_k_cin5_dilation2_nonsquare": (2, 5, 8, 7, 20, (3, 2), dict(padding=(2, 1), dilation=2, residual=True)),
     "flat_k_groups2_cin_g6": (1, 12, 5, 5, 16, 3, dict(padding=1, groups=2)),
-    "cin17_cout33_batch3_residual": (3, 17, 3, 4, 33, 3, dict(padding=1, residual=True)),
-    "cin33_cout17_stride2": (1, 33, 6, 5, 17, 3, dict(stride=2, padding=1)),
-    "spatial_1x1_k3": (3, 16, 1, 1, 16, 3, dict(padding=1)),
-    "spatial_1x1_k1": (1, 33, 1, 1, 17, 1, {}),
-    "odd_nonsquare_pad0": (1, 8, 7, 5, 24, 3, {}),
-    "pad3": (1, 4, 3, 4, 8, 3, dict(padding=3)),
     "dilation2": (1, 16, 7, 7, 16, 3, dict(padding=2, dilation=2)),
-    "kernel_3x2_hw_pairs": (2, 8, 7, 6, 16, (3, 2), dict(stride=(2, 1), padding=(1, 0), dilation=(1, 2))),
-    "groups2": (1, 32, 4, 5, 32, 3, dict(padding=1, groups=2)),
     "groups32_k1x3": (1, 64, 2, 3, 64, (1, 3), dict(padding=(0, 1), groups=32)),  # 1x3: fewer interpreted steps
-    "depthwise": (1, 16, 5, 5, 16, 3, dict(padding=1, groups=16)),
     "downsample_1x1_stride2": (3, 16, 5, 7, 33, 1, dict(stride=2)),
-    "channels_last_residual": (1, 17, 5, 5, 33, 3, dict(padding=1, channels_last=True, residual=True)),
-    "folded_weight_no_scale": (1, 8, 5, 5, 16, 3, dict(padding=1, scale=False)),
-    "no_scale_no_shift": (1, 8, 5, 5, 16, 3, dict(padding=1, scale=False, shift=False)),
 }
 
 # id: (n, cin, h, w, cout, make_inputs options); gemm1x1 takes channels_last x

@@ -9,31 +9,18 @@ from archc_kernels import ACTIVATIONS, ConvBNAct, cpu, route
 if not cpu.available():
     pytest.skip("this PyTorch lacks oneDNN's fused convolution ops", allow_module_level=True)
 
-from .conftest import TOLERANCE  # noqa: E402
+from .conftest import AWKWARD, TOLERANCE  # noqa: E402
 
-# id: (n, cin, h, w, cout, k, make_inputs options)
+# id: (n, cin, h, w, cout, k, make_inputs options): the shared awkward shapes, and this path's own
 CASES = {
-    "cin1_cout1": (1, 1, 5, 5, 1, 3, dict(padding=1)),
-    "stem_cin3_k7_s2_p3": (1, 3, 9, 11, 16, 7, dict(stride=2, padding=3)),
+    **AWKWARD,
     "cin5_dilation2_nonsquare_residual": (2, 5, 8, 7, 20, (3, 2), dict(padding=(2, 1), dilation=2, residual=True)),
-    "cin17_cout33_batch3_residual": (3, 17, 3, 4, 33, 3, dict(padding=1, residual=True)),
-    "cin33_cout17_stride2": (1, 33, 6, 5, 17, 3, dict(stride=2, padding=1)),
-    "spatial_1x1_k3": (3, 16, 1, 1, 16, 3, dict(padding=1)),
-    "spatial_1x1_k1": (1, 33, 1, 1, 17, 1, {}),
-    "odd_nonsquare_pad0": (1, 8, 7, 5, 24, 3, {}),
-    "pad3": (1, 4, 3, 4, 8, 3, dict(padding=3)),
-    "kernel_3x2_hw_pairs": (2, 8, 7, 6, 16, (3, 2), dict(stride=(2, 1), padding=(1, 0), dilation=(1, 2))),
     "stride_2x3_1x1": (1, 16, 6, 7, 17, 1, dict(stride=(2, 3))),
     "downsample_1x1_stride2_residual": (3, 16, 5, 7, 33, 1, dict(stride=2, residual=True)),
-    "groups2": (1, 32, 4, 5, 32, 3, dict(padding=1, groups=2)),
     "groups3_straddling": (1, 24, 4, 5, 33, 3, dict(padding=1, groups=3)),
     "groups32_resnext": (2, 128, 5, 5, 128, 3, dict(padding=1, groups=32, channels_last=True)),
     "groups8_residual": (1, 16, 4, 4, 48, 3, dict(padding=1, groups=8, residual=True)),
-    "depthwise": (1, 16, 5, 5, 16, 3, dict(padding=1, groups=16)),
     "depthwise_multiplier3": (1, 5, 6, 4, 15, (3, 2), dict(groups=5)),
-    "channels_last_residual": (1, 17, 5, 5, 33, 3, dict(padding=1, channels_last=True, residual=True)),
-    "folded_weight_no_scale": (1, 8, 5, 5, 16, 3, dict(padding=1, scale=False)),
-    "no_scale_no_shift": (1, 8, 5, 5, 16, 3, dict(padding=1, scale=False, shift=False)),
 }
 DTYPES = [d for d in (torch.float32, torch.bfloat16, torch.float16) if d in cpu.dtypes()]
 
