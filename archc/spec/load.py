@@ -226,7 +226,7 @@ def scalar(text: str, what: str):
     except ArchcError as e:
         raise SpecError(f"{what}: {e.message}") from None
     if isinstance(value, dict):
-        raise SpecError(f"{what}: expected a number, true/false, a name or a list, got {_short(value)}")
+        raise SpecError(f"{what}: expected a number, true/false, a name or a list, got {short(value)}")
     return value
 
 
@@ -282,7 +282,7 @@ def _check_schema(spec: Spec, ops) -> None:
             if error is not None:
                 path = tuple(error.absolute_path)
                 raise SpecError(f"does not match the schema at {'.'.join(map(str, path)) or 'the top'}: "
-                                f"{_short(error.message, 200)}", doc.loc(path))
+                                f"{short(error.message, 200)}", doc.loc(path))
     finally:
         _VALID.clear()
 
@@ -605,7 +605,7 @@ class _Composer:
         try:
             value = self.loader.yaml_constructors[tag](self.loader, node)
         except (ValueError, KeyError, TypeError, IndexError, OverflowError, yaml.YAMLError):
-            raise self.error(f"cannot read {_short(text)} as !!{what}", event.start_mark) from None
+            raise self.error(f"cannot read {short(text)} as !!{what}", event.start_mark) from None
         try:
             return number(value)
         except ArchcError as e:
@@ -640,7 +640,7 @@ class _Composer:
             if value is not _MERGE_KEY and not isinstance(value, str):
                 value = str(value)
             if value is not _MERGE_KEY and value in parent.value:
-                raise self.error(f"duplicate key {_short(value)}", event.start_mark)
+                raise self.error(f"duplicate key {short(value)}", event.start_mark)
             parent.key = value
             if value is not _MERGE_KEY:
                 self.mark(self.key_marks, parent.ypath + (value,), event.start_mark)
@@ -663,8 +663,3 @@ class _Composer:
                 merged.setdefault(k, v)
         merged.update(done.value)
         return merged
-
-
-def _short(value, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 4] + " ..."
