@@ -147,3 +147,15 @@ def test_a_target_that_writes_nothing_puts_nothing_in_the_arena():
     assert p.arena_bytes == 0 and not p.offsets
     assert {s.kind for s in p.slots.values()} <= {OWN, VIEW_SLOT, "input"}
     assert p.peak_bytes == a.peak_activations * 4  # the liveness pass's peak, in bytes, on the fused graph
+
+
+def test_the_arena_is_left_out_only_where_it_lifts_the_peak():
+    """GoogLeNet keeps its concatenations in place (the arena stays under the static peak); U-Net's decoder
+    concatenations are not alive at the encoder's peak, so holding them throughout would lift it: no arena."""
+    from archc.backends.torch.codegen import memory_plan
+
+    for name, arena in (("googlenet", True), ("unet", False)):
+        g, a = inference_graph(ROOT / "specs" / f"{name}.yaml")
+        p = memory_plan(g, 1)
+        assert (p.arena_bytes > 0) == arena, name
+        assert p.peak_bytes <= a.peak_activations * 4
