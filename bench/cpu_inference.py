@@ -1,15 +1,22 @@
 """CPU inference, side by side in one process: the eager module, eager channels_last, archc.fuse (its generated
 forward), archc.fuse through the interpreter (what the generated forward saves), torch.compile with freezing,
-and onnxruntime on a model exported from the same module. All get the same NCHW float32 input; every output
-is checked against eager's.
+onnxruntime on a model exported from the same module, and TorchScript with oneDNN Graph (the traced, frozen
+module with `torch.jit.enable_onednn_fusion`: oneDNN's compiled partitions, no per-op framework call). All get
+the same NCHW float32 input; every output is checked against eager's.
 
 Usage: python bench/cpu_inference.py [--specs resnet50 ...] [--batch 1 8] [--rounds 15] [--threads 2]
-       [--columns eager fused ...] [--out bench/results/cpu_inference] [--budget SECONDS]
+       [--columns eager fused ...] [--pause S] [--out bench/results/cpu_inference] [--budget SECONDS]
 Needs onnx and onnxruntime for its onnxruntime column (an optional extra: `pip install onnx onnxruntime`);
 without them that column is left out. Each round runs every column once, in a rotated order, so that the
 machine's noise hits all alike; medians with the 20th..80th percentile, ratios of medians, and the median of
 per-round ratios (each round's pair measured moments apart). Writes OUT.md and OUT.json after every row (machine,
 versions, date, load average), and the memory plan's figures with the peak measured on the generated forward.
+
+Each timed call is one engine's second call in a row, after a pause (`--pause`, 0.2 s): engines keep their
+threads spinning after a call (onnxruntime's pool burns ~50 ms of CPU after each run, PyTorch's OpenMP threads
+~7 ms; bench/cpu_overhead.py measures it), which on a 2-core machine slows whatever runs next. The pause lets
+the previous engine's threads go idle, and the untimed first call lets each engine reach its own steady state,
+as it would serving calls back to back.
 """
 
 from __future__ import annotations
@@ -28,9 +35,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import ROOT, Budget, environment, geomean, markdown_table, spread, write_atomic  # noqa: E402
 
-COLUMNS = ["eager", "eager_cl", "fused", "fused_interp", "compile", "ort"]
+COLUMNS = ["eager", "eager_cl", "fused", "fused_interp", "compile", "ort", "onednn_graph"]
 TITLES = {"eager": "eager", "eager_cl": "eager channels_last", "fused": "archc.fuse",
-          "fused_interp": "archc.fuse interpreted", "compile": "torch.compile freezing", "ort": "onnxruntime"}
+          "fused_interp": "archc.fuse interpreted", "compile": "torch.compile freezing", "ort": "onnxruntime",
+          "onednn_graph": "TorchScript oneDNN Graph"}
 
 
 def randomise_bn(model, seed=1):
@@ -91,7 +99,21 @@ def variants(name, batch, columns, threads):
             run["ort"] = onnxruntime_session(model, x, threads)
         except ImportError as e:
             print(f"onnxruntime column left out: {e}", flush=True)
+    if "onednn_graph" in columns:
+        run["onednn_graph"] = onednn_graph(model, x)
     return run, x, fused, model
+
+
+def onednn_graph(model, x):
+    """The module traced and frozen with TorchScript's oneDNN Graph fuser on (it fuses on the profiling
+    executor's second call: the warm-up calls)."""
+    import torch
+
+    torch.jit.enable_onednn_fusion(True)  # affects TorchScript graphs only: this column's
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.freeze(torch.jit.trace(copy.deepcopy(model), x).eval())
+    return traced
 
 
 def memory_row(name, batch, fused, model, x):
@@ -110,7 +132,7 @@ def memory_row(name, batch, fused, model, x):
             "planned_peak_bytes": p.peak_bytes, "measured_peak_bytes": meter.peak}
 
 
-def measure(run, x, rounds, warmup):
+def measure(run, x, rounds, warmup, pause):
     import torch
 
     times = {k: [] for k in run}
@@ -128,6 +150,8 @@ def measure(run, x, rounds, warmup):
                 f(x)
         for r in range(rounds):
             for k in names[r % len(names):] + names[:r % len(names)]:
+                time.sleep(pause)  # the previous engine's threads go idle
+                run[k](x)  # this engine's steady state
                 t = time.perf_counter()
                 run[k](x)
                 times[k].append(time.perf_counter() - t)
@@ -160,20 +184,21 @@ def report(rows, memory, env, args) -> str:
     cols = [c for c in COLUMNS if c in args.columns]
     head = ["spec", "batch"] + [f"{TITLES[c]} ms" for c in cols]
     head += [f"{TITLES[c]} vs eager" for c in cols if c != "eager"]
-    head += ["fuse vs compile (paired)", "fuse vs onnxruntime (paired)", "max rel. error", "load (start, end)"]
+    rivals = [c for c in ("compile", "ort", "onednn_graph") if c in cols]
+    head += [f"fuse vs {TITLES[c]} (paired)" for c in rivals] + ["max rel. error", "load (start, end)"]
     table = []
     for row in rows:
         t, med = row["times"], {k: spread(v)[0] for k, v in row["times"].items()}
         line = [row["spec"], row["batch"]] + [cell(t[c]) if c in t else "—" for c in cols]
         line += [f"{med['eager'] / med[c]:.2f}x" if c in med else "—" for c in cols if c != "eager"]
-        for other in ("compile", "ort"):
+        for other in rivals:
             line.append(f"{med[other] / med['fused']:.2f}x ({paired(t['fused'], t[other]):.2f}x)"
                         if other in t and "fused" in t else "—")
         line.append(f"{max(row['errors'].values()):.1e}")
         line.append(", ".join(map(str, row.get("load", []))))
         table.append(line)
     ratios = []
-    for other in ("compile", "ort"):
+    for other in rivals:
         got = [spread(r["times"][other])[0] / spread(r["times"]["fused"])[0] for r in rows
                if other in r["times"] and "fused" in r["times"]]
         if got:
@@ -187,7 +212,9 @@ def report(rows, memory, env, args) -> str:
     meta = ", ".join(f"{k} {v}" for k, v in env.items())
     return (f"# CPU inference: eager, archc.fuse, torch.compile (freezing), onnxruntime\n\n{meta}\n\n"
             f"float32, NCHW input, {args.threads} threads; {args.rounds} rounds after {args.warmup} warm-up calls, "
-            "each round every column once in a rotated order; ms: median (20th..80th percentile); ratios: "
+            "each round every column once in a rotated order: a pause of "
+            f"{args.pause} s (the previous engine's spinning threads go idle), an untimed call, the timed call; "
+            "ms: median (20th..80th percentile); ratios: "
             "speed-up, a ratio of medians (in brackets: the median of per-round ratios); rel. error: "
             "||out - eager|| / ||eager||, the largest over the columns; load: the machine's 1-minute load "
             "average when the row started and ended (2 cores, shared: other processes compete).\n\n"
@@ -206,6 +233,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=15)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--pause", type=float, default=0.2, help="seconds of rest before each column's calls")
     p.add_argument("--columns", nargs="+", default=COLUMNS, choices=COLUMNS)
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "cpu_inference"))
     p.add_argument("--budget", type=float, default=3600, help="seconds; rows that would start later are skipped")
@@ -237,7 +265,7 @@ def main() -> None:
             run, x, fused, model = variants(name, batch, args.columns, args.threads)
             waited = wait_for_load(args.wait_load, args.max_wait) if args.wait_load is not None else 0.0
             load = os.getloadavg()[0]
-            times, errors = measure(run, x, args.rounds, args.warmup)
+            times, errors = measure(run, x, args.rounds, args.warmup, args.pause)
             rows.append({"spec": name, "batch": batch, "times": times, "errors": errors,
                          "load": [round(load, 2), round(os.getloadavg()[0], 2)], "waited_s": round(waited)})
             memory.append(memory_row(name, batch, fused, model, x))
