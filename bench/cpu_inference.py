@@ -210,7 +210,8 @@ def report(rows, memory, env, args) -> str:
                                                                    "arena_bytes", "planned_peak_bytes",
                                                                    "measured_peak_bytes"))] for m in memory]
     meta = ", ".join(f"{k} {v}" for k, v in env.items())
-    return (f"# CPU inference: eager, archc.fuse, torch.compile (freezing), onnxruntime\n\n{meta}\n\n"
+    return ("# CPU inference: eager, archc.fuse, torch.compile (freezing), onnxruntime, TorchScript oneDNN Graph"
+            f"\n\n{meta}\n\n"
             f"float32, NCHW input, {args.threads} threads; {args.rounds} rounds after {args.warmup} warm-up calls, "
             "each round every column once in a rotated order: a pause of "
             f"{args.pause} s (the previous engine's spinning threads go idle), an untimed call, the timed call; "
