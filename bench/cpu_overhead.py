@@ -38,7 +38,9 @@ def per_call(fns: dict, rounds: int) -> dict:
     return {k: statistics.median(v) * 1e6 for k, v in times.items()}
 
 
-def call_cost(rounds: int) -> dict:
+def call_cost(rounds: int, chunks: int = 5) -> dict:
+    """µs per call of oneDNN's op and of torch.mm on the same tiny product, and their difference: medians over
+    `chunks` runs of rounds/chunks interleaved calls each (this machine's speed drifts: the spread shows it)."""
     import torch
 
     from archc_kernels import cpu
@@ -47,7 +49,11 @@ def call_cost(rounds: int) -> dict:
     w, b = torch.randn(16, 16, 1, 1), torch.randn(16)
     packed = cpu.Packed(x.shape, x.dtype, w, None, b, act="none")
     x2, w2 = x.permute(0, 2, 3, 1).reshape(-1, 16), w.view(16, 16).t().contiguous()
-    return per_call({"onednn": lambda: packed(x), "mm": lambda: torch.mm(x2, w2)}, rounds)
+    runs = [per_call({"onednn": lambda: packed(x), "mm": lambda: torch.mm(x2, w2)}, rounds // chunks)
+            for _ in range(chunks)]
+    fixed = sorted(r["onednn"] - r["mm"] for r in runs)
+    return {"onednn": statistics.median(r["onednn"] for r in runs), "mm": statistics.median(r["mm"] for r in runs),
+            "fixed": statistics.median(fixed), "fixed_range": (fixed[0], fixed[-1]), "chunks": chunks}
 
 
 def onednn_calls(fused, x) -> int:
@@ -74,6 +80,40 @@ def spin(fns: dict, sleep: float = 0.2) -> dict:
     return out
 
 
+def measure_spec(name: str, batch: int, threads: int, fixed: float) -> tuple[list, list]:
+    """One spec's row of each table: its oneDNN calls and their fixed cost; the CPU burnt after a call."""
+    import torch
+
+    import archc
+
+    model = archc.build(ROOT / "specs" / f"{name}.yaml").eval()
+    x = torch.randn(batch, *model.analysis.input_shape)
+    fused = archc.fuse(model)
+    calls = onednn_calls(fused, x)
+    with torch.inference_mode():
+        ms = per_call({"fused": lambda: fused(x)}, 10)["fused"] / 1e3
+    fns = {"archc.fuse": lambda: fused(x), "eager": lambda: model(x)}
+    try:
+        import onnxruntime as ort
+
+        buf = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (x,), buf, dynamo=False, input_names=["x"], output_names=["y"])
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        session = ort.InferenceSession(buf.getvalue(), options, providers=["CPUExecutionProvider"])
+        xn = x.numpy()
+        fns["onnxruntime"] = lambda: session.run(None, {"x": xn})
+    except ImportError:
+        pass
+    with torch.inference_mode():
+        burnt = spin(fns)
+    row = [name, batch, calls, f"{ms:.1f}", f"{calls * fixed / 1e3:.1f}", f"{100 * calls * fixed / 1e3 / ms:.0f}%"]
+    return row, [name, batch] + [f"{burnt[k]:.1f}" if k in burnt else "—"
+                                 for k in ("archc.fuse", "eager", "onnxruntime")]
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--specs", nargs="+", default=["resnet50", "resnext", "densenet121", "googlenet"])
@@ -85,47 +125,22 @@ def main() -> None:
 
     import torch
 
-    import archc
-
     torch.set_num_threads(args.threads)
     cost = call_cost(args.rounds)
-    fixed = cost["onednn"] - cost["mm"]
+    fixed = cost["fixed"]
     rows, spins = [], []
     for name in args.specs:
-        model = archc.build(ROOT / "specs" / f"{name}.yaml").eval()
-        x = torch.randn(args.batch, *model.analysis.input_shape)
-        fused = archc.fuse(model)
-        calls = onednn_calls(fused, x)
-        with torch.inference_mode():
-            ms = per_call({"fused": lambda: fused(x)}, 10)["fused"] / 1e3
-            fns = {"archc.fuse": lambda: fused(x), "eager": lambda: model(x)}
-        try:
-            import onnxruntime as ort
-
-            buf = io.BytesIO()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(model, (x,), buf, dynamo=False, input_names=["x"], output_names=["y"])
-            options = ort.SessionOptions()
-            options.intra_op_num_threads, options.inter_op_num_threads = args.threads, 1
-            session = ort.InferenceSession(buf.getvalue(), options, providers=["CPUExecutionProvider"])
-            xn = x.numpy()
-            fns["onnxruntime"] = lambda: session.run(None, {"x": xn})
-        except ImportError:
-            pass
-        with torch.inference_mode():
-            burnt = spin(fns)
-        rows.append([name, args.batch, calls, f"{ms:.1f}", f"{calls * fixed / 1e3:.1f}",
-                     f"{100 * calls * fixed / 1e3 / ms:.0f}%"])
-        spins.append([name, args.batch] + [f"{burnt[k]:.1f}" if k in burnt else "—"
-                                           for k in ("archc.fuse", "eager", "onnxruntime")])
-        print(rows[-1], spins[-1], flush=True)
+        row, burnt = measure_spec(name, args.batch, args.threads, fixed)
+        rows.append(row)
+        spins.append(burnt)
+        print(row, burnt, flush=True)
     env = environment(threads=args.threads)
     text = ("# Time outside the arithmetic: oneDNN's cost per call, and threads spinning after a call\n\n"
             + ", ".join(f"{k} {v}" for k, v in env.items()) + "\n\n"
             f"One call of oneDNN's fused convolution op on a 1x16x7x7 input (1x1, 16 channels): "
             f"{cost['onednn']:.1f} µs; the same product as torch.mm: {cost['mm']:.1f} µs; fixed cost per call: "
-            f"{fixed:.1f} µs (medians of {args.rounds} interleaved calls).\n\n"
+            f"{fixed:.1f} µs ({cost['fixed_range'][0]:.1f}..{cost['fixed_range'][1]:.1f} µs over {cost['chunks']} "
+            f"runs of {args.rounds // cost['chunks']} interleaved calls each; medians).\n\n"
             + markdown_table(["spec", "batch", "oneDNN calls per forward", "archc.fuse forward ms",
                               "calls x fixed cost ms", "share of the forward"], rows)
             + "\n\nCPU time (ms) the process burns in the 200 ms after a call while its caller sleeps (median of "
