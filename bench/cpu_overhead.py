@@ -14,15 +14,14 @@ Usage: python bench/cpu_overhead.py [--specs googlenet ...] [--batch 1] [--out b
 from __future__ import annotations
 
 import argparse
-import io
 import statistics
 import sys
 import time
-import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import ROOT, environment, markdown_table, write_atomic  # noqa: E402
+from cpu_inference import onnxruntime_session  # noqa: E402
 
 
 def per_call(fns: dict, rounds: int) -> dict:
@@ -94,17 +93,8 @@ def measure_spec(name: str, batch: int, threads: int, fixed: float) -> tuple[lis
         ms = per_call({"fused": lambda: fused(x)}, 10)["fused"] / 1e3
     fns = {"archc.fuse": lambda: fused(x), "eager": lambda: model(x)}
     try:
-        import onnxruntime as ort
-
-        buf = io.BytesIO()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(model, (x,), buf, dynamo=False, input_names=["x"], output_names=["y"])
-        options = ort.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-        session = ort.InferenceSession(buf.getvalue(), options, providers=["CPUExecutionProvider"])
-        xn = x.numpy()
-        fns["onnxruntime"] = lambda: session.run(None, {"x": xn})
+        ort_run = onnxruntime_session(model, x, threads)  # as bench/cpu_inference.py runs it
+        fns["onnxruntime"] = lambda: ort_run(x)
     except ImportError:
         pass
     with torch.inference_mode():
