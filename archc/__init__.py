@@ -41,7 +41,7 @@ def _no_gc():
 
 def load(path: str | Path, *, limits: Limits | dict | None = None, **params) -> Spec:
     """Read and check a spec, overriding its `params:` (as `--set`). `limits`: a Limits, or a mapping such as
-    {"params": 5_000_000_000} raising some limits (see archc.Limits and the README's *Limits*)."""
+    {"params": 5_000_000_000} raising some limits (see archc.Limits and docs/language.md's *Limits*)."""
     from archc.ir.ops import spec_ops
     from archc.spec.load import load as _load
 

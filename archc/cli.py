@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     lim = argparse.ArgumentParser(add_help=False)
     lim.add_argument("--limit", action="extend", nargs="+", default=[], metavar="NAME=N",
                      help="raise a limit: --limit params=5e9 nodes=200000 (limits: bytes, yaml_nodes, nodes, steps, "
-                          "repeat, params, activations; see the README's Limits)")
+                          "repeat, params, activations; see docs/language.md, Limits)")
     fmt = argparse.ArgumentParser(add_help=False, parents=[lim])
     fmt.add_argument("--format", choices=("text", "json"), default="text",
                      help="errors and warnings on stderr as text lines or as JSON lines (file, line, column, "

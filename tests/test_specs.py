@@ -190,10 +190,10 @@ def test_peak_activations_match_a_real_forward_pass(path, built):
 
 
 def test_every_spec_has_a_row_in_the_readme_spec_table():
-    """README's Specs table names every spec file in its first column (figures and sources beside it)."""
+    """docs/zoo.md's Specs table names every spec file in its first column (figures and sources beside it)."""
     from conftest import ROOT
 
-    text = (ROOT / "README.md").read_text().split("\n## Specs\n", 1)[1].split("\n## ", 1)[0]
+    text = (ROOT / "docs" / "zoo.md").read_text().split("\n## Specs\n", 1)[1].split("\n## ", 1)[0]
     first_cells = [line.split("|")[1] for line in text.splitlines() if line.startswith("| `")]
     listed = {name for cell in first_cells for name in re.findall(r"`([\w.-]+)\.yaml`", cell)}
     assert sorted(p.stem for p in SPECS if p.stem not in listed) == []
