@@ -24,8 +24,10 @@ from pathlib import Path
 
 import torch
 
+from .activations import ACTIVATIONS
+
 ENV = "ARCHC_NATIVE"
-ACTS = {"none": 0, "relu": 1, "relu6": 2}  # the activations affine_act computes
+ACTS = {name: a.native for name, a in ACTIVATIONS.items() if a.native is not None}  # what affine_act computes
 
 SOURCE = r"""
 #include <stdint.h>
