@@ -13,7 +13,7 @@ import functools
 import torch
 
 from .activations import ACTIVATIONS, activation_name
-from .shapes import pair
+from .shapes import conv_output_hw, pair
 
 # The activations the residual (binary) forms fuse after the add (oneDNN's sum post-op then a unary one is
 # defined for these only); others run in place afterwards.
@@ -70,17 +70,10 @@ def declines(x, weight, scale, shift, residual, stride, padding, dilation, group
         return "arguments the fused ops do not take (the reference raises if invalid)"
     if any(t is not None and tuple(t.shape) != (weight.shape[0],) for t in (scale, shift)):
         return "arguments the fused ops do not take (the reference raises if invalid)"
-    out = _out_shape(x.shape, weight.shape, *conv)
+    out = (x.shape[0], weight.shape[0], *conv_output_hw(x.shape[2:], weight.shape[2:], *conv))
     if min(out) < 1 or residual is not None and tuple(residual.shape) != out:
         return "arguments the fused ops do not take (the reference raises if invalid)"
     return None
-
-
-def _out_shape(x_shape, w_shape, stride, padding, dilation):
-    n, _, h, w = x_shape
-    cout, _, kh, kw = w_shape
-    return (n, cout, *((size + 2 * p - d * (k - 1) - 1) // s + 1
-                       for size, k, s, p, d in zip((h, w), (kh, kw), stride, padding, dilation)))
 
 
 class Packed:
@@ -108,7 +101,8 @@ class Packed:
         self.weight = torch.ops.mkldnn._reorder_convolution_weight(w, padding, stride, dilation, groups,
                                                                    list(x_shape))
         self.bias = None if shift is None else shift.detach().to(dtype).contiguous()
-        self.out_shape = _out_shape(x_shape, weight.shape, stride, padding, dilation)
+        self.out_shape = (x_shape[0], weight.shape[0],
+                          *conv_output_hw(x_shape[2:], weight.shape[2:], stride, padding, dilation))
         activation = ACTIVATIONS[self.act]
         attr, scalars, algorithm = activation.onednn or ("none", [], None)
         conv = (self.weight, self.bias, padding, stride, dilation, groups)
