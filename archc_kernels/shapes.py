@@ -29,7 +29,8 @@ def pads_past_window(kernel, padding, dilation) -> bool:
     axis). oneDNN's CPU convolution crashes on some such calls over channels_last data (torch 2.13 and 2.14, in
     eager F.conv2d too: a batch of 2, 4x1 maps, a 3x1 kernel, dilation 2, stride 2, padding 1, a bias); archc pads
     these inputs explicitly and convolves without padding instead, which computes the same values."""
-    return any(p >= d * (k - 1) + 1 for k, p, d in zip(pair(kernel), pair(padding), pair(dilation)))
+    kernel = pair(kernel) if isinstance(kernel, int) else tuple(int(k) for k in kernel)  # (a traced torch.Size too)
+    return any(p >= d * (k - 1) + 1 for k, p, d in zip(kernel, pair(padding), pair(dilation)))
 
 
 def extent(t) -> int:

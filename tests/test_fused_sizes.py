@@ -223,3 +223,17 @@ def test_windows_wholly_in_the_padding_do_not_crash():
         got = archc_kernels.reference.conv_bn_act(x, conv.weight, None, conv.bias, stride=2, padding=1, dilation=2,
                                                  act="none")
     assert relative_error(torch.tanh(got), want) < TOLERANCE
+
+
+def test_a_join_that_broadcasts_at_another_size_is_computed_as_eager_does():
+    """Declared at a 1-pixel map, a residual whose body strides keeps 1 pixel where its shortcut grows: eager
+    broadcasts the add (the body's axis is 1 at the spec's input too, so the size is allowed), and the fused forward
+    must not write the sum over the 1-pixel input (differential fuzzing, case 1615)."""
+    text = ("archc: 1\nname: t\ninput: [4, 1, 1]\ngraph:\n"
+            "  - r: {residual: {body: [{conv: {out: 4, k: 3, stride: 2, pad: 1}}, bn], post: relu}}\n")
+    model = randomise_bn(archc.build(archc.loads(text, "t.yaml"))).eval()
+    fused = archc.fuse(model)
+    x = torch.randn(2, 4, 2, 2)
+    with torch.inference_mode():
+        want = model(x)
+        assert want.shape == (2, 4, 2, 2) and relative_error(fused(x), want) < TOLERANCE

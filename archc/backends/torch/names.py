@@ -30,7 +30,7 @@ share_memory state_dict to to_empty train training type xpu zero_grad
 # What ArchcModule adds (and `analysis`, which archc.build sets); a test keeps it equal too.
 ARCHC_ATTRIBUTES = frozenset({"graph", "name", "output_names", "analysis", "node_modules", "_plan", "_plans",
                               "_modules_by_node", "_modules_by_path", "module_at", "_sample", "_check_input",
-                              "returns_dict", "weights_report"})
+                              "returns_dict", "weights_report", "_sizes", "_spec_graph"})
 
 
 def check(graph: Graph) -> None:

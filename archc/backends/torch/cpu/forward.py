@@ -46,8 +46,8 @@ def _flat_view(g: Graph, node: Node) -> bool:
 def _overwrites(g: Graph, node: Node) -> int | None:
     if node.op == "conv_bn_act" and len(g.inputs(node.name)) == 2:
         return 1  # oneDNN's sum post-op adds the conv into the residual's storage
-    if node.op == "add":
-        return 0
+    if node.op == "add":  # over an input of the output's own shape (not one that broadcasts)
+        return next((k for k, i in enumerate(g.inputs(node.name)) if g[i].shape == node.shape), None)
     op = OPS[node.op]
     if ACTIVATION in op and op.act and _inplace(op.act(node.attrs)) is not None:
         return 0
@@ -448,7 +448,8 @@ class _Emitter:
     def _add(self, node: Node, ins: list[str]) -> bool:
         n, kind = node.name, self.p.slots[node.name].kind
         if kind == INPLACE:
-            first, rest = ins[0], ins[1:]
+            k = _overwrites(self.g, node)
+            first, rest = ins[k], ins[:k] + ins[k + 1:]
         elif self.dest(n) is not None:
             first, rest = f"torch.add({ins[0]}, {ins[1]}, out={self.dest(n)})", ins[2:]
         else:
