@@ -39,6 +39,8 @@ from typing import Callable, Iterable, Mapping
 
 from archc.errors import OutputError
 
+_NOFOLLOW, _DIRECTORY, _CLOEXEC = (getattr(os, f, 0) for f in ("O_NOFOLLOW", "O_DIRECTORY", "O_CLOEXEC"))
+
 def inputs(spec, *others: str | os.PathLike | None) -> dict[Path, str]:
     """The `protect` of a command that read `spec` (and `others`, weights say): the spec, each library it
     imports, each other file given; described for the message."""
@@ -104,12 +106,6 @@ def write_with(path: str | os.PathLike, write: Callable, *, protect: Iterable | 
                 raise f.error
         else:
             write(tmp)
-            try:
-                same = os.path.samestat(os.fstat(fd), os.lstat(tmp))
-            except FileNotFoundError:
-                same = False
-            if not same:
-                raise OutputError(f"cannot write {tmp}: the temporary file was replaced during the write")
 
     _write(path, fill, protect, verify)
 
@@ -190,7 +186,7 @@ def _reason(e: BaseException) -> str:
 
 def _open_folder(target: Path, shown: str) -> int:
     try:
-        return os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return os.open(target.parent, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
     except OSError as e:
         raise _fail(shown, _reason(e)) from None
 
@@ -201,8 +197,7 @@ def _create(folder: int, target: Path, shown: str) -> tuple[str, int]:
     for _ in range(100):
         name = f".{target.stem[:64]}.{secrets.token_hex(4)}.tmp{suffix}"
         try:
-            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666,
-                         dir_fd=folder)
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o666, dir_fd=folder)
             return name, fd
         except FileExistsError:
             continue
@@ -239,6 +234,12 @@ def _write(path, fill: Callable[[int, Path], None], protect, verify=None) -> Non
             except FileNotFoundError:
                 pass
             fill(fd, tmp)
+            try:  # the file renamed below is the one created above, not one swapped in by its name
+                same = os.path.samestat(os.fstat(fd), os.stat(name, dir_fd=folder, follow_symlinks=False))
+            except FileNotFoundError:
+                same = False
+            if not same:
+                raise _fail(shown, f"the temporary file {tmp} was replaced during the write")
             os.fsync(fd)
         finally:
             os.close(fd)
