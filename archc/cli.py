@@ -295,7 +295,7 @@ def _compare(args) -> int:
     if args.plot:  # before anything is printed or drawn
         from archc import files
 
-        protect = {k: v for a in analyses for k, v in files.inputs(a.spec).items()}
+        protect = files.protected(*(files.inputs(a.spec) for a in analyses))
         files.check(args.plot, protect=protect)
     if args.json:
         print(json.dumps([{k: v for k, v in a.to_dict().items() if k != "layers"} for a in analyses], indent=1))
