@@ -18,12 +18,14 @@ import gc
 import re
 from pathlib import Path
 
-from archc.errors import ArchcError, ArchcErrors, CheckpointError, ExprError, LimitError, ShapeError, SpecError
+from archc.errors import (ArchcError, ArchcErrors, CheckpointError, ExprError, LimitError, OutputError, ShapeError,
+                          SpecError)
 from archc.spec.limits import Limits
 from archc.spec.load import Spec
 
 __all__ = ["load", "loads", "analyze", "validate", "build", "fuse", "register_op", "Spec", "Limits",
-           "ArchcError", "ArchcErrors", "SpecError", "ShapeError", "ExprError", "LimitError", "CheckpointError"]
+           "ArchcError", "ArchcErrors", "SpecError", "ShapeError", "ExprError", "LimitError", "CheckpointError",
+           "OutputError"]
 
 
 @contextlib.contextmanager

@@ -17,7 +17,6 @@ import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Callable
 
 from archc.errors import ArchcError
@@ -83,15 +82,6 @@ def markdown_table(head: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write text so that a reader (or a kill) never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def measure(fns: dict[str, Callable], x, runs: int = 11, warmup: int = 2,

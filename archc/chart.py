@@ -14,16 +14,20 @@ from archc.errors import ArchcError
 AREA_PER_MPARAM = 6.0  # points^2 of bubble per million parameters
 
 
-def plot(analyses: list[Analysis], path: str | Path) -> list[str]:
-    """Draw the chart to `path`; returns notes for the user (specs left off the accuracy chart)."""
+def plot(analyses: list[Analysis], path: str | Path, *, protect=()) -> list[str]:
+    """Draw the chart to `path` (through archc.files: checked, atomic, never over `protect` nor through a link, its
+    folder made by nobody); returns notes for the user (specs left off the accuracy chart)."""
+    from archc import files
+
     try:
         import matplotlib
         from matplotlib.figure import Figure
     except ImportError:
         raise ArchcError("--plot needs matplotlib: pip install 'archc[plot]'") from None
-    path = Path(path)
-    if path.suffix.lower().lstrip(".") not in ("svg", "png", "pdf"):
+    fmt = Path(path).suffix.lower().lstrip(".")
+    if fmt not in ("svg", "png", "pdf"):
         raise ArchcError(f"--plot {path}: write a .svg, .png or .pdf file")
+    files.check(path, protect=protect)
     matplotlib.rcParams["svg.hashsalt"] = "archc"  # the same SVG for the same figures
     with_accuracy = [a for a in analyses if a.published]
     notes = [f"{a.name}: no published accuracy" + (" (parameters overridden)" if a.spec.overrides and
@@ -58,6 +62,6 @@ def plot(analyses: list[Analysis], path: str | Path) -> list[str]:
     if with_accuracy:
         fig.suptitle("top-1 accuracy: each spec's `published:` figure, with its source in the spec", fontsize=8,
                      color="#555555", x=0.01, ha="left")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, metadata={"Date": None} if path.suffix.lower() == ".svg" else None)
+    files.write_with(path, lambda tmp: fig.savefig(tmp, format=fmt, metadata={"Date": None} if fmt == "svg" else None),
+                     protect=protect)
     return notes

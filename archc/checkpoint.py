@@ -5,17 +5,15 @@ It loads with `torch.load(weights_only=True)` (no pickled code), and `archc.chec
 rebuilds the module from the embedded spec. A checkpoint is self-contained and untrusted: its spec is read with
 no file access (an `import:` is an error) under the same limits as any spec, and is analysed — its size known —
 before the module is built; the weights are mapped, not read, until they are copied into that module. Whatever
-is wrong with the file raises CheckpointError. Writes go to a temporary file beside the target, renamed over it
-once complete (`check_target` and `write_atomic` serve other outputs too, without importing torch).
+is wrong with the file raises CheckpointError. Writing goes through archc's one output writer (archc/files.py): a
+temporary file beside the target, renamed over it once complete; a target that cannot be written is an OutputError.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-import tempfile
 import zipfile
-from pathlib import Path
 
 from archc.errors import ArchcError, CheckpointError
 
@@ -23,67 +21,18 @@ FORMAT = "archc-checkpoint-1"
 KEYS = {"format": str, "file": str, "spec": str, "params": dict, "state_dict": dict}
 
 
-def save(module, path: str | os.PathLike) -> None:
-    """Write `module` (built by archc) as a checkpoint at `path`, atomically; never over the spec it was built from
-    or one of its libraries, a folder or anything but a regular file."""
+def save(module, path: str | os.PathLike, *, protect=()) -> None:
+    """Write `module` (built by archc) as a checkpoint at `path` through archc's output writer (archc/files.py):
+    atomically, never through a link, never over the spec it was built from, one of its libraries or any of
+    the files in `protect` (the weights it loaded, say). Raises OutputError when the file cannot be written there."""
     import torch
 
+    from archc import files
+
     spec = module.analysis.spec
-    target = check_target(path, [Path(d.file) for d in spec.documents()])
     ckpt = {"format": FORMAT, "file": spec.file, "spec": spec.standalone(), "params": dict(spec.overrides),
             "state_dict": module.state_dict()}
-    write_atomic(target, lambda f: torch.save(ckpt, f))
-
-
-def check_target(path: str | os.PathLike, sources=()) -> Path:
-    """The path to write a file to, or CheckpointError saying why not: its folder must exist, and it may replace
-    only a regular file that is none of `sources` (the spec being compiled and its libraries)."""
-    target = Path(path)
-    shown = str(path)
-    try:
-        if target.exists() or target.is_symlink():
-            st = os.stat(target)
-            if stat.S_ISDIR(st.st_mode):
-                raise CheckpointError(f"cannot write {shown}: it is a folder")
-            if not stat.S_ISREG(st.st_mode):
-                raise CheckpointError(f"cannot write {shown}: not a regular file")
-            for source in sources:
-                if source.exists() and os.path.samefile(source, target):
-                    raise CheckpointError(f"cannot write {shown}: it is the spec being compiled ({source})")
-        folder = target.resolve().parent
-        if not folder.is_dir():
-            raise CheckpointError(f"cannot write {shown}: folder {target.parent} does not exist")
-    except OSError as e:
-        raise CheckpointError(f"cannot write {shown}: {e.strerror or e}") from None
-    return target
-
-
-def write_atomic(target: Path, write) -> None:
-    """Call write(file) on a temporary file beside `target`, then rename it over `target`: a failed or killed
-    write leaves `target` as it was. Failures are CheckpointErrors."""
-    target = target.resolve()
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # as a plain open() would have made it
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-        tmp = None
-    except OSError as e:
-        raise CheckpointError(f"cannot write {target}: {e.strerror or e}") from None
-    except RuntimeError as e:  # torch's writer reports failed writes so
-        raise CheckpointError(f"cannot write {target}: {str(e).splitlines()[0]}") from None
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+    files.write_with(path, lambda f: torch.save(ckpt, f), protect=files.inputs(spec, *protect), stream=True)
 
 
 def load(path: str | os.PathLike, *, limits=None):

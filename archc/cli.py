@@ -185,9 +185,9 @@ def _compile(args) -> int:
 
     analysis = _validated(args.spec, args)
     if args.output:  # before anything is built: a path that cannot be written is the user's error, exit 2
-        from archc.checkpoint import check_target
+        from archc import files
 
-        check_target(args.output, [Path(d.file) for d in analysis.spec.documents()])
+        files.check(args.output, protect=files.inputs(analysis.spec, args.weights))
     if args.weights:  # read before anything is printed: a file that is not weights fails first
         from archc import weights
 
@@ -208,7 +208,7 @@ def _compile(args) -> int:
     if args.output:
         from archc.checkpoint import save
 
-        save(module, args.output)
+        save(module, args.output, protect=[args.weights] if args.weights else [])
     plan = _memory_plan(module, args) if args.memory else None
     if args.json:
         extra = {"weights": loaded.to_dict()} if loaded else {}
@@ -259,31 +259,31 @@ def _dot(args) -> int:
     analysis = _analyze(args.spec, args)
     text = to_dot(analysis, args.depth)
     if args.output:
-        from archc.checkpoint import check_target, write_atomic
+        from archc import files
 
-        target = check_target(args.output, [Path(d.file) for d in analysis.spec.documents()])
-        write_atomic(target, lambda f: f.write(text.encode("utf-8")))
+        files.write_text(args.output, text, protect=files.inputs(analysis.spec))
     else:
         print(text, end="")
     return EXIT_OK
 
 
 def _view(args) -> int:
-    from pathlib import Path
-
+    from archc import files
     from archc.view import page
 
     analysis = _analyze(args.spec, args)
+    out = args.output or f"{Path(args.spec).stem}.html"  # the default too: a link planted there is refused
+    protect = files.inputs(analysis.spec)
+    files.check(out, protect=protect)  # before the page is made, and before Chromium renders it
     html = page(analysis, args.depth, args.select)
-    out = Path(args.output or f"{Path(args.spec).stem}.html")
-    if out.suffix.lower() != ".png":
-        out.write_text(html, encoding="utf-8")
+    if Path(out).suffix.lower() != ".png":
+        files.write_text(out, html, protect=protect)
         print(f"wrote {out}: {analysis.name}, {len(analysis.nodes()) - 1} ops, {len(html) // 1024} KiB, "
               "self-contained (open it in a browser)")
         return EXIT_OK
     from archc.view.headless import screenshot
 
-    screenshot(html, out, args.size)
+    files.write_bytes(out, screenshot(html, out, args.size), protect=protect)
     print(f"wrote {out}: {analysis.name} as headless Chromium shows it ({args.size})")
     return EXIT_OK
 
@@ -292,6 +292,11 @@ def _compare(args) -> int:
     from archc import report
 
     analyses = [_analyze(path, args) for path in args.specs]
+    if args.plot:  # before anything is printed or drawn
+        from archc import files
+
+        protect = files.protected(*(files.inputs(a.spec) for a in analyses))
+        files.check(args.plot, protect=protect)
     if args.json:
         print(json.dumps([{k: v for k, v in a.to_dict().items() if k != "layers"} for a in analyses], indent=1))
     else:
@@ -299,26 +304,27 @@ def _compare(args) -> int:
     if args.plot:
         from archc.chart import plot
 
-        for note in plot(analyses, args.plot):
+        for note in plot(analyses, args.plot, protect=protect):
             print(f"archc: not on the accuracy chart: {note}", file=sys.stderr)
         print(f"wrote {args.plot}", file=sys.stderr if args.json else sys.stdout)
     return EXIT_OK
 
 
 def _export(args) -> int:
-    from pathlib import Path
-
     import archc
-    from archc import export, weights
+    from archc import export, files, weights
 
     analysis = _validated(args.spec, args)
+    out = args.output or f"{Path(args.spec).stem}{'.fused' if args.fused else ''}{export.FORMATS[args.format]}"
+    protect = files.inputs(analysis.spec, args.weights)
+    files.check(out, protect=protect)  # before anything is built or exported
     state = weights.read(args.weights) if args.weights else None
     module = archc.build(analysis)
     if state:
         print(weights.apply(module, *state, args.weights), flush=True)
     module = archc.fuse(module) if args.fused else module.eval()
-    out = Path(args.output or f"{Path(args.spec).stem}{'.fused' if args.fused else ''}{export.FORMATS[args.format]}")
-    print(export.export(module, args.format, out, check=not args.no_check, opset=args.opset or export.OPSET))
+    print(export.export(module, args.format, out, check=not args.no_check, opset=args.opset or export.OPSET,
+                        protect=protect))
     return EXIT_OK
 
 

@@ -83,7 +83,13 @@ class LimitError(SpecError):
 
 class CheckpointError(ArchcError):
     """A checkpoint file that cannot be used: unreadable, not an archc checkpoint, tampered with, or weights that do
-    not fit its spec; or a checkpoint that cannot be written where asked."""
+    not fit its spec."""
+
+
+class OutputError(ArchcError):
+    """A file archc was asked to write cannot be written there (archc/files.py): its folder is missing, it is a
+    folder, a device, a symbolic link or one of the command's inputs, or the write failed (disk full). One line,
+    `cannot write PATH: REASON`; the old file, if any, is left as it was."""
 
 
 class ExpectError(SpecError):

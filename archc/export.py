@@ -14,6 +14,9 @@ flatten, keeps it). The check runs the export at the spec's size and, when dynam
 - pt2: `torch.export.export`, saved with `torch.export.save`; reloaded and run against the module.
 - torchscript: `torch.jit.trace`, saved with `.save`; reloaded and run against the module.
 The check fails the export when the outputs differ by more than TOLERANCE (max |a - b| / max |b|).
+The file is written through archc's output writer (archc/files.py): its target checked before the export starts,
+the export written to a temporary file beside it, checked there, and renamed over the target only once the check
+passed — a failed export or check, or a failed write, leaves the old file as it was.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from archc import files
 from archc.errors import ArchcError
 
 OPSET = 18
@@ -64,17 +68,21 @@ def output_names(module) -> list[str]:
     return [o.name for o in module.graph.outputs if not o.aux]
 
 
-def export(module, fmt: str, path: str | Path, check: bool = True, opset: int = OPSET) -> Exported:
+def export(module, fmt: str, path: str | Path, check: bool = True, opset: int = OPSET, *, protect=()) -> Exported:
     """Export `module` (an ArchcModule, built or fused) to `path` in format `fmt`; with `check`, run the
-    exported model against the module on a fresh input of batch 3 (the export was traced at batch 2)."""
+    exported model against the module on a fresh input of batch 3 (the export was traced at batch 2). `path` is
+    checked first (archc.files.check; never one of `protect`, the spec the module was built from nor its
+    libraries) and replaced only by a complete export that passed its check."""
     if fmt not in FORMATS:
         raise ArchcError(f"unknown export format {fmt!r} (formats: {', '.join(FORMATS)})")
+    protect = files.protected(files.inputs(module.analysis.spec), protect)
+    files.check(path, protect=protect)
     module = module.eval()
     shape = module.analysis.input_shape
     torch.manual_seed(0)
     example = torch.randn(2, *shape)
-    path = Path(path)
-    result = {"onnx": _onnx, "pt2": _pt2, "torchscript": _torchscript}[fmt](module, example, path, check, opset)
+    result = {"onnx": _onnx, "pt2": _pt2, "torchscript": _torchscript}[fmt](module, example, path, check, opset,
+                                                                            protect)
     return result
 
 
@@ -213,7 +221,7 @@ def _avg_pool2d_translation():
     return avg_pool2d
 
 
-def _onnx(module, example, path: Path, check: bool, opset: int) -> Exported:
+def _onnx(module, example, path, check: bool, opset: int, protect) -> Exported:
     try:
         import onnx
         import onnxscript.optimizer
@@ -242,20 +250,23 @@ def _onnx(module, example, path: Path, check: bool, opset: int) -> Exported:
     for key, value in (("archc.spec", spec.file), ("archc.input", str(module.analysis.input_shape)),
                        ("archc.outputs", ", ".join(names))):
         model.metadata_props.add(key=key, value=value)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    onnx.checker.check_model(str(path), full_check=True)
-    try:
-        import onnxruntime
-    except ImportError:
-        return Exported(str(path), f"ONNX opset {opset}", None, "onnx.checker passed; onnxruntime not installed, "
-                                                              "not run")
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3
-    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    error, what = _compare(module, lambda x: session.run(None, {"input": x.numpy()}), check,
-                           "onnx.checker passed; onnxruntime", other)
-    return Exported(str(path), f"ONNX opset {opset}", error, what)
+    checked = {}
+
+    def verify(tmp: Path) -> None:  # the written file, before it replaces the target
+        onnx.checker.check_model(str(tmp), full_check=True)
+        try:
+            import onnxruntime
+        except ImportError:
+            checked["result"] = None, "onnx.checker passed; onnxruntime not installed, not run"
+            return
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        session = onnxruntime.InferenceSession(str(tmp), options, providers=["CPUExecutionProvider"])
+        checked["result"] = _compare(module, lambda x: session.run(None, {"input": x.numpy()}), check,
+                                     "onnx.checker passed; onnxruntime", other)
+
+    files.write_with(path, lambda tmp: onnx.save(model, str(tmp)), protect=protect, verify=verify)
+    return Exported(str(path), f"ONNX opset {opset}", *checked["result"])
 
 
 def _name_nodes(model) -> None:
@@ -292,7 +303,7 @@ def _first_line(e: Exception) -> str:
 
 # -- torch.export and TorchScript ---------------------------------------------------------------------------
 
-def _pt2(module, example, path: Path, check: bool, opset: int) -> Exported:
+def _pt2(module, example, path, check: bool, opset: int, protect) -> Exported:
     dims, other = _dims(module)
     try:
         with _quiet():
@@ -300,22 +311,32 @@ def _pt2(module, example, path: Path, check: bool, opset: int) -> Exported:
     except Exception as e:
         raise ArchcError(f"torch.export of {module.name} failed: {_first_line(e)}") from None
     other = other if 2 in dims else None
-    path.parent.mkdir(parents=True, exist_ok=True)
+    checked = {}
+
+    def verify(tmp: Path) -> None:
+        with _quiet():
+            loaded = torch.export.load(str(tmp)).module()
+        checked["result"] = _compare(module, lambda x: _outputs(loaded, x), check, "reloaded with torch.export.load",
+                                     other)
+
     with _quiet():  # (a fused module's tensors are shared with its kernel wrappers: torch.export says so)
-        torch.export.save(program, str(path))
-        loaded = torch.export.load(str(path)).module()
-    error, what = _compare(module, lambda x: _outputs(loaded, x), check, "reloaded with torch.export.load", other)
-    return Exported(str(path), "torch.export program", error, what)
+        files.write_with(path, lambda f: torch.export.save(program, f), protect=protect, stream=True, verify=verify)
+    return Exported(str(path), "torch.export program", *checked["result"])
 
 
-def _torchscript(module, example, path: Path, check: bool, opset: int) -> Exported:
+def _torchscript(module, example, path, check: bool, opset: int, protect) -> Exported:
     try:
         with _quiet(), torch.no_grad():
             traced = torch.jit.trace(module, (example,), strict=False, check_trace=False)
     except Exception as e:
         raise ArchcError(f"TorchScript trace of {module.name} failed: {_first_line(e)}") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    traced.save(str(path))
-    loaded = torch.jit.load(str(path))
-    error, what = _compare(module, lambda x: _outputs(loaded, x), check, "reloaded with torch.jit.load")
-    return Exported(str(path), "TorchScript (traced)", error, what)
+    checked = {}
+
+    def verify(tmp: Path) -> None:
+        loaded = torch.jit.load(str(tmp))
+        checked["result"] = _compare(module, lambda x: _outputs(loaded, x), check, "reloaded with torch.jit.load")
+
+    with warnings.catch_warnings():  # torch.jit.save's deprecation notice
+        warnings.simplefilter("ignore", FutureWarning)
+        files.write_with(path, lambda f: torch.jit.save(traced, f), protect=protect, stream=True, verify=verify)
+    return Exported(str(path), "TorchScript (traced)", *checked["result"])

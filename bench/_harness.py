@@ -12,5 +12,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from archc.bench import (Budget, environment, geomean, markdown_table, measure, spread,  # noqa: E402,F401
-                         write_atomic)
+from archc import files  # noqa: E402
+from archc.bench import Budget, environment, geomean, markdown_table, measure, spread  # noqa: E402,F401
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """A result file, written by archc's one output writer (archc/files.py: atomic, so a run killed half way
+    leaves the last complete file; never through a link). The scripts' own results folder (bench/results/...)
+    is made when missing: archc's commands make none, a benchmark run names its folder itself."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    files.write_text(path, text)

@@ -8,6 +8,13 @@ Families (case i belongs to the family whose range holds it; each case is reprod
               imports (diamonds, fan-out, cycles, escapes, FIFOs), alias bombs, big tables, long expressions
   checkpoints a valid checkpoint changed: its fields, its spec, its weights, its bytes
   cli         compile with random --set, --limit and -o values
+  outputs     every command that writes a file (compile -o, dot -o, view and its default, export and its default in
+              each format, compare --plot) at a hostile target: a link to a file outside (a "victim"), a dangling
+              link into a site-packages folder, a link to a folder, a folder, a missing folder, a FIFO, /dev/full,
+              /proc/self/status, a name ending in /, the spec, its import, a hard link to the spec; or a plain new or
+              existing file. Beyond exit 0/2, a case checks that the victim, the spec and its import are unchanged,
+              that nothing appeared outside the folder, that no temporary file or folder was left, and that a plain
+              target was written and every other one refused
 
 A case passes when `archc` answers with exit code 0 or 2 (every error one located line, no traceback) within
 TIMEOUT seconds of CPU time (the machine is shared: its wall clock depends on others' load), and within WALL
@@ -41,7 +48,7 @@ TIMEOUT = 10.0  # CPU seconds
 WALL = 60.0  # wall-clock seconds
 SMALL = ["--limit", "params=20000000", "activations=20000000"]  # compile allocates: keep each case small
 FAMILIES = [("mutated", 0.30), ("graphs", 0.25), ("yaml", 0.15), ("structures", 0.12), ("checkpoints", 0.10),
-            ("cli", 0.08)]
+            ("cli", 0.05), ("outputs", 0.03)]
 SPECS = sorted((ROOT / "specs").glob("*.yaml")) + sorted((ROOT / "examples").glob("*.yaml"))
 HEAD = "archc: 1\nname: fuzz\ninput: [3, 16, 16]\n"
 
@@ -343,6 +350,85 @@ def checkpoint(rng: random.Random, folder: Path) -> Path:
     return out
 
 
+# -- output targets --------------------------------------------------------------------------------------------
+OUT_SPEC = "archc: 1\nname: fuzz\ninput: [3, 8, 8]\nimport: [lib.yaml]\ngraph:\n  - c: {conv: {out: 2, k: 3}}\n  - u\n" \
+           "  - gap\n  - flatten\n"
+OUT_LIB = "archc: 1\nlibrary: l\nblocks:\n  u: {seq: [relu]}\n"
+# command: (argv before the target, the suffix of its -o target, its default target in the current folder or None)
+OUT_COMMANDS = {"compile": (["compile", "spec.yaml", *SMALL, "-o"], ".pt", None),
+                "dot": (["dot", "spec.yaml", "-o"], ".dot", None),
+                "view": (["view", "spec.yaml", "-o"], ".html", None),
+                "view-default": (["view", "spec.yaml"], None, "spec.html"),
+                "plot": (["compare", "spec.yaml", "--plot"], ".svg", None),
+                **{f"export-{fmt}": (["export", "spec.yaml", "--format", fmt, "-o"], ext, None)
+                   for fmt, ext in (("onnx", ".onnx"), ("pt2", ".pt2"), ("torchscript", ".pt"))},
+                **{f"export-{fmt}-default": (["export", "spec.yaml", "--format", fmt], None, f"spec{ext}")
+                   for fmt, ext in (("onnx", ".onnx"), ("pt2", ".pt2"), ("torchscript", ".pt"))}}
+PLANTED = ["link", "dangling", "link-dir", "folder", "fifo", "hardlink-spec", "new", "existing"]  # at a name
+NAMED = ["missing", "dev-full", "proc", "slash", "spec", "lib"]  # only an explicit -o can name these
+
+
+def output_case(rng: random.Random, folder: Path) -> tuple[list[str], object]:
+    """A command writing a file at a hostile target in `folder` (the current folder while it runs), and a check of
+    what it did: after(rc, first line) -> the promises it broke."""
+    command = rng.choice([c for c in OUT_COMMANDS if c != "plot" or _has("matplotlib")
+                          if "onnx" not in c or _has("onnxscript")])
+    argv, suffix, default = OUT_COMMANDS[command]
+    kind = rng.choice(PLANTED + (NAMED if default is None else []))
+    outside = folder.parent / f"outside-{folder.name}"
+    site = outside / "site-packages"
+    site.mkdir(parents=True, exist_ok=True)
+    victim = outside / "victim.txt"
+    victim.write_text("precious\n")
+    (folder / "spec.yaml").write_text(OUT_SPEC)
+    (folder / "lib.yaml").write_text(OUT_LIB)
+    name = default or f"out{suffix}"
+    target = {"missing": f"no/{name}", "dev-full": "/dev/full", "proc": "/proc/self/status", "slash": f"{name}/",
+              "spec": rng.choice(["spec.yaml", str(folder / "spec.yaml")]), "lib": "lib.yaml"}.get(kind, name)
+    at = folder / name
+    if kind == "link":
+        at.symlink_to(victim)
+    elif kind == "dangling":
+        at.symlink_to(site / "fuzz.pth")
+    elif kind == "link-dir":
+        at.symlink_to(outside, target_is_directory=True)
+    elif kind == "folder":
+        at.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(at)
+    elif kind == "hardlink-spec":
+        at.hardlink_to(folder / "spec.yaml")
+    elif kind == "existing":
+        at.write_text("old")
+    argv = argv + ([] if default else [target])
+
+    def after(rc, first: str) -> list[str]:
+        broken = []
+        if victim.read_text() != "precious\n" or sorted(p.name for p in outside.iterdir()) != ["site-packages",
+                                                                                               "victim.txt"]:
+            broken.append("something was written outside the folder")
+        if any(site.iterdir()):
+            broken.append("a file appeared in site-packages")
+        if (folder / "spec.yaml").read_text() != OUT_SPEC or (folder / "lib.yaml").read_text() != OUT_LIB:
+            broken.append("an input was overwritten")
+        if any(".tmp" in p.name for p in folder.iterdir()) or (folder / "no").exists():
+            broken.append("a temporary file or a folder was left")
+        if kind in ("new", "existing"):
+            if rc != 0 or not at.is_file() or at.is_symlink() or at.stat().st_size < 10:
+                broken.append(f"a plain target was not written (exit {rc}: {first})")
+        elif rc != 2 or not first.startswith("cannot write "):
+            broken.append(f"a {kind} target was not refused (exit {rc}: {first})")
+        return broken
+
+    return argv, after
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
 # -- one case -----------------------------------------------------------------------------------------------
 def command(cmd: str, spec) -> list[str]:
     return [cmd, str(spec), *(SMALL if cmd == "compile" else [])]
@@ -393,6 +479,8 @@ def make_case(case: int, total: int, folder: Path, small: bool = False) -> tuple
         return family, command(*structure(rng, folder, small))
     if family == "checkpoints":
         return family, ("checkpoint", str(checkpoint(rng, folder)))
+    if family == "outputs":
+        return family, ("outputs", *output_case(rng, folder))
     # cli: odd option values
     source = rng.choice([p for p in SPECS if p.stem in ("lenet5", "nin_cifar10", "resnet18", "squeezenet1_1")])
     shutil.copy(source, spec)
@@ -421,6 +509,8 @@ def run_case(case: int, total: int, folder: Path, small: bool = False) -> dict:
     t0 = time.perf_counter()
     out, err = io.StringIO(), io.StringIO()
     family = family_of(case, total)
+    broken: list[str] = []
+    cwd = os.getcwd()
     signal.signal(signal.SIGALRM, _alarm)
     signal.signal(signal.SIGPROF, _alarm)
     signal.setitimer(signal.ITIMER_PROF, TIMEOUT)  # CPU time of this process
@@ -437,6 +527,10 @@ def run_case(case: int, total: int, folder: Path, small: bool = False) -> dict:
                 except ArchcError as e:
                     print(str(e), file=sys.stderr)
                     rc = 2
+            elif what[0] == "outputs":  # run in the case's folder (default outputs land there), then checked
+                os.chdir(folder)
+                rc = cli.main(list(what[1]))
+                broken = what[2](rc, err.getvalue().split("\n")[0])
             else:
                 try:
                     rc = cli.main(list(what))
@@ -451,10 +545,11 @@ def run_case(case: int, total: int, folder: Path, small: bool = False) -> dict:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.setitimer(signal.ITIMER_PROF, 0)
+        os.chdir(cwd)
     cpu = time.process_time() - cpu0
-    text = err.getvalue()
+    text = err.getvalue() + "".join(f"\nbroken: {b}" for b in broken)
     lines = [line for line in text.splitlines() if line]
-    ok = rc in (0, 2) and "Traceback" not in text and (rc == 0 or bool(lines))
+    ok = rc in (0, 2) and "Traceback" not in text and (rc == 0 or bool(lines)) and not broken
     return {"case": case, "family": family, "rc": rc, "seconds": round(seconds, 4), "cpu": round(cpu, 4), "ok": ok,
             "first": lines[0].replace(f"{folder}/", "")[:160] if lines else "", "said": "" if ok else text[-400:]}
 
@@ -474,7 +569,13 @@ def _init() -> None:
 
     import archc.checkpoint  # noqa: F401
     import archc.cli  # noqa: F401,F811
+    import archc.export  # noqa: F401
 
+    for optional in ("onnx", "onnxscript", "onnxruntime", "matplotlib.figure"):  # imported once, not in a case's time
+        try:
+            __import__(optional)
+        except ImportError:
+            pass
     torch.set_num_threads(1)
 
 

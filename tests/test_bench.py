@@ -17,8 +17,23 @@ def test_bench_scripts_use_the_package_core():
         import _harness
     finally:
         sys.path.remove("bench")
-    for name in ("environment", "Budget", "spread", "geomean", "markdown_table", "write_atomic", "measure"):
+    for name in ("environment", "Budget", "spread", "geomean", "markdown_table", "measure"):
         assert getattr(_harness, name) is getattr(bench, name), name
+
+
+def test_bench_scripts_write_through_the_one_writer(tmp_path, monkeypatch):
+    """bench/_harness.write_atomic makes the results folder a script names, then writes with archc.files."""
+    from archc import files
+
+    sys.path.insert(0, "bench")
+    try:
+        import _harness
+    finally:
+        sys.path.remove("bench")
+    calls = []
+    monkeypatch.setattr(files, "write_text", lambda path, text, **k: calls.append((str(path), text)))
+    _harness.write_atomic(tmp_path / "new" / "r.md", "x")
+    assert calls == [(str(tmp_path / "new" / "r.md"), "x")] and (tmp_path / "new").is_dir()
 
 
 def test_measure_interleaves_after_warmup():

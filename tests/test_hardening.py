@@ -397,22 +397,22 @@ def test_output_paths_that_cannot_be_written_exit_2(tmp_path):
     f = write(tmp_path, HEAD + "graph:\n  - {conv: {out: 2, k: 3}}\n")
     text = f.read_text()
     for target, words in [(tmp_path, "it is a folder"), (tmp_path / "no" / "m.pt", "does not exist"),
-                          ("/dev/full", "not a regular file"), (f, "it is the spec being compiled")]:
+                          ("/dev/full", "not a regular file"), (f, "it is the spec being read")]:
         line = refused("compile", f, "-o", target)
         assert line.startswith(f"cannot write {target}: ") and words in line, line
     assert f.read_text() == text
     write(tmp_path, "archc: 1\nlibrary: l\nblocks:\n  u: {seq: [relu]}\n", "lib.yaml")
     g = write(tmp_path, HEAD + "import: [lib.yaml]\ngraph: [u]\n", "g.yaml")
-    assert "it is the spec being compiled" in refused("compile", g, "-o", tmp_path / "lib.yaml")
+    assert "it is a library the spec imports" in refused("compile", g, "-o", tmp_path / "lib.yaml")
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
     f = write(tmp_path, HEAD + "graph:\n  - {conv: {out: 2, k: 3}}\n")
     (tmp_path / "m.pt").write_bytes(b"old")
 
-    def broken(obj, file, *a, **k):
+    def broken(obj, file, *a, **k):  # the disk fills after half a file
         file.write(b"half")
-        raise RuntimeError("disk full")
+        raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", broken)
     assert "cannot write" in refused("compile", f, "-o", tmp_path / "m.pt")

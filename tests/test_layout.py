@@ -15,7 +15,7 @@ from archc.spec.grammar import CONSTRUCTS
 
 PACKAGE = Path(archc.__file__).parent
 # Stage of each module or package, in pipeline order; a module may import only its own stage or earlier ones.
-STAGES = ["archc.errors", "archc.spec", "archc.ir", "archc.passes", "archc.analysis",
+STAGES = ["archc.errors|archc.files", "archc.spec", "archc.ir", "archc.passes", "archc.analysis",
           "archc.report|archc.dot|archc.view|archc.chart", "archc.backends|archc.weights", "archc",
           "archc.checkpoint|archc.export|archc.bench", "archc.cli"]
 

@@ -4,7 +4,7 @@ with it and check the console and the DOM.
 
     with Chromium() as browser:
         page = browser.open("file:///tmp/graph.html")
-        page.evaluate("document.title"); page.screenshot("graph.png"); page.errors  # console errors, exceptions
+        page.evaluate("document.title"); page.screenshot(); page.errors  # console errors, exceptions
 
 Chromium is found as $ARCHC_CHROMIUM, else `chromium`, `chromium-browser`, `google-chrome` on the PATH. It runs
 with a fresh profile in a temporary folder, networking features off, and is killed on exit.
@@ -194,17 +194,15 @@ class Page:
             raise BrowserError(d.get("exception", {}).get("description") or d.get("text", "exception"))
         return r["result"].get("value")
 
-    def screenshot(self, path: str | Path | None = None) -> bytes:
-        """A PNG of the viewport (written to `path` when given)."""
-        png = base64.b64decode(self.send("Page.captureScreenshot", {"format": "png"})["data"])
-        if path is not None:
-            Path(path).write_bytes(png)
-        return png
+    def screenshot(self) -> bytes:
+        """A PNG of the viewport (write it with archc.files)."""
+        return base64.b64decode(self.send("Page.captureScreenshot", {"format": "png"})["data"])
 
 
-def screenshot(html: str, path: str | Path, size: str = "1600x1000") -> None:
-    """Render a page's text in headless Chromium and write a PNG of it. A user-facing failure (no Chromium, a
-    bad size, a page that does not render) is an ArchcError."""
+def screenshot(html: str, path: str | Path, size: str = "1600x1000") -> bytes:
+    """Render a page's text in headless Chromium: the PNG of it, for `path` (named in errors; the caller writes it
+    with archc.files). A user-facing failure (no Chromium, a bad size, a page that does not render) is an
+    ArchcError."""
     from archc.errors import ArchcError
 
     try:
@@ -220,6 +218,6 @@ def screenshot(html: str, path: str | Path, size: str = "1600x1000") -> None:
                 page = browser.open(page_file.as_uri(), width, height)
                 if page.evaluate("document.body.dataset.ready") != "1" or page.errors:
                     raise BrowserError(f"the page did not render: {page.errors[:1]}")
-                page.screenshot(path)
+                return page.screenshot()
         except BrowserError as e:
             raise ArchcError(f"cannot write {path}: {e}") from None
