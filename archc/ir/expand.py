@@ -129,6 +129,8 @@ class _Expander:
         self.values: dict[str, str] = {}  # module path -> the value its item computed (`outputs:`, `from:` paths)
         self.frame: Frame | None = None  # the names `from:` sees here
         self.calls: list = []  # the block calls being expanded, outermost first: where each was written
+        self.call_ids = [0]  # and a number for each (0: none), which the names and paths made in it are marked with
+        self.made: dict[str, int] = {}  # module path -> the call whose expansion made it (from: sees its own call's)
 
     def run(self) -> Graph:
         env = dict(self.spec.params)
@@ -234,6 +236,7 @@ class _Expander:
                                 f"{self.limits.exceeded('nodes')}", at, module, LimitError))
         self.g.add(Node(name, op, attrs, module, loc, shape), inputs)
         self.values[module] = name
+        self.made[module] = self.call_ids[-1]
         return name
 
     def internal(self, op: str, attrs: dict, inputs: list, scope: Scope, at: Where):
@@ -294,6 +297,7 @@ class _Expander:
                 out = EXPANSIONS[item.kind](self, item, env, x, scope, None)
             if scope.prefix and out is not POISON:
                 self.values[scope.prefix] = out
+                self.made[scope.prefix] = self.call_ids[-1]
             return out
         except UnknownValue:
             return POISON
@@ -346,22 +350,29 @@ class _Expander:
         """The value a `from:` reference names, or None."""
         first, _, rest = ref.partition(".")
         hit = self.frame.find(first) if self.frame is not None else None
-        if hit is None and first in scope.names:
-            hit = scope.names[first], scope.path(first)
+        if hit is None and self.scoped(first, scope):
+            hit = scope.names[first][0], scope.path(first)
         if hit is not None:
             value, path = hit
             if not rest:
                 return value
             return self.values.get(f"{path}.{rest}") if path is not None and value is not ABSENT else None
-        return self.values.get(scope.path(ref))
+        path = scope.path(ref)
+        return self.values[path] if self.made.get(path) == self.call_ids[-1] else None
+
+    def scoped(self, name: str, scope: Scope) -> bool:
+        """Whether a name of the scope (bound by a sequence that is over: a residual's body, for its shortcut) is
+        visible here: bound within the same block call (a block's body does not see its caller's names)."""
+        return name in scope.names and scope.names[name][1] == self.call_ids[-1]
 
     def visible(self, scope: Scope) -> str:
         """What `from:` could name here, for a message: the visible names, and module paths in this scope."""
         names = self.frame.visible() if self.frame is not None else []
-        names += [n for n in scope.names if n not in names]
+        names += [n for n in scope.names if n not in names and self.scoped(n, scope)]
         inside = scope.prefix + "." if scope.prefix else ""
+        call = self.call_ids[-1]
         paths = [p[len(inside):] for p in self.values if p.startswith(inside) and p[len(inside):] not in names
-                 and p != "input"][:12]
+                 and p != "input" and self.made.get(p) == call][:12]
         text = f"visible: {', '.join(names) or 'nothing'}"
         return text + (f"; paths in this scope: {', '.join(paths)}{' ...' * (len(paths) == 12)}" if paths else "")
 
@@ -405,7 +416,7 @@ class _Expander:
                 if it.name:
                     scope.counter += 1
                     frame.names[it.name] = (out, scope.path(it.name))
-                    scope.names[it.name] = out
+                    scope.names[it.name] = (out, self.call_ids[-1])
                 x = out
         return x
 
@@ -430,11 +441,13 @@ class _Expander:
             benv[k] = self.resolve(VALUE, v, benv, block.where.child("let", k), path, k)
         inputs = {"input": (x, None), **{f"input{j}": (v, None) for j, v in enumerate(inputs[1:], 1)}}
         self.calls.append(item.where.loc())
+        self.call_ids.append(self.steps)  # a number no other call has: the work done so far grows with every call
         try:
             with self.framed(inputs, root=True):
                 return self.emit(block.body, benv, x, scope, name)
         finally:
             self.calls.pop()
+            self.call_ids.pop()
 
     def iterations(self, written, env: dict, at: Where, path: str) -> list[dict]:
         """What a repeat binds in each iteration: nothing (a count), a table's row (its columns), or the items of

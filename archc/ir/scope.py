@@ -28,7 +28,7 @@ class Scope:
 
     prefix: str
     counter: int = 0
-    names: dict[str, object] = field(default_factory=dict)  # written name -> its latest value
+    names: dict[str, tuple] = field(default_factory=dict)  # written name -> (its latest value, the calls binding it)
     opened: dict[str, Scope] = field(default_factory=dict, repr=False)  # path -> its Scope, one per expansion
 
     def path(self, name: str) -> str:
@@ -91,9 +91,13 @@ class Modules:
                      min(len(first_calls), len(calls)))
             at = calls[k] if k < len(calls) else loc
             first = first_calls[k] if k < len(first_calls) else first_loc
+            leaf = path.rsplit(".", 1)[-1]
+            if k < len(calls):
+                raise SpecError(f"name {leaf!r} is already used in this scope: the block this call expands makes it, "
+                                f"and so did the call at {first.line}:{first.col} (name the calls to give each its own "
+                                "scope)", at, path)
             where = f" (first at {first.line}:{first.col})" if first else ""
-            why = " by another call of the block that makes it; name the calls" if k < len(calls) else ""
-            raise SpecError(f"name {path.rsplit('.', 1)[-1]!r} is already used in this scope{where}{why}; only "
-                            "identical ops without parameters may share a name", at, path)
+            raise SpecError(f"name {leaf!r} is already used in this scope{where}; only identical ops without parameters "
+                            "may share a name", at, path)
         self._uses[path] += 1
         return f"{path}#{self._uses[path]}"

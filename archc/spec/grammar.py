@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from archc.spec import kinds
 from archc.spec.kinds import (ArgDecl, Bool, Choice, Const, Float, Int, List, ModuleName, ModulePath, Name, Number,
                               ParamValue, Str, VALUE, templated_path)
 
@@ -272,7 +273,7 @@ VARIANT = Settings({"torchvision": TORCHVISION,
                     "expect": Key(EXPECT, doc="this variant's figures, checked when it is selected"),
                     "source": Key(Str())},
                    owner="variant", others=Key(ParamValue()))
-PACKAGE = Str(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$(?!\n)", "a package name")
+PACKAGE = Str(kinds.PACKAGE, "a package name")
 _COMMON = {
     "archc": Key(Const(1), True, doc="spec language version"),
     "source": Key(Str(), doc="where the architecture and its figures come from"),

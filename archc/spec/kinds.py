@@ -34,6 +34,7 @@ MODULE_PATH = rf"^{NAME_PART}(\.{NAME_PART})*$(?!\n)"
 # the result must be a MODULE_PATH.
 _TEMPLATED_PART = r"(?:[A-Za-z0-9_-]|\{[^{}\n]*\})+"
 TEMPLATED_PATH = rf"^(?!-){_TEMPLATED_PART}(\.(?!-){_TEMPLATED_PART})*$(?!\n)"
+PACKAGE = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$(?!\n)"  # a Python package's name (PyPI's rule), not a name
 _NAME = re.compile(NAME)
 _MODULE_NAME = re.compile(MODULE_NAME)
 _MODULE_PATH = re.compile(MODULE_PATH)
