@@ -12,7 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import archc
 from archc.backends.torch.lower import LOWERINGS
-from archc.ir.ops import ACTIVATION, EVAL_IDENTITY, INPUT, INTERNAL, JOIN, OPS, STATEFUL, VIEW
+from archc.ir.ops import ACTIVATION, BUILTIN, EVAL_IDENTITY, INPUT, INTERNAL, JOIN, OPS, STATEFUL, VIEW
 from archc.passes.receptive_field import PIXEL, through
 
 BATCH = 2
@@ -238,3 +238,14 @@ def test_fused_equals_eager(name, i, sample):
         fused = archc.fuse(model)
         torch.testing.assert_close(fused(x), model(x), rtol=1e-5, atol=1e-5)
         assert fused.generated(x) is not None, "the generated CPU forward computes it"
+
+
+def test_ops_doc_is_generated_from_the_op_table():
+    from pathlib import Path
+
+    from archc.ir.opdoc import markdown
+
+    committed = (Path(__file__).resolve().parent.parent / "docs" / "ops.md").read_text()
+    assert committed == markdown(), "run: python tools/ops_doc.py > docs/ops.md"
+    assert [line[4:-1] for line in committed.splitlines() if line.startswith("## ")] == \
+        [name for name in BUILTIN if INTERNAL not in OPS[name]]

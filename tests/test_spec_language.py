@@ -160,3 +160,14 @@ def test_argument_kinds(kind, written, problem, value):
     assert found == problem if problem is None else found.startswith(problem)
     if value is not None:
         assert kind.resolve(written, lambda text: evaluate(text, {"n": 4, "hw": (2, 5)})) == value
+
+
+def test_the_name_rule_is_written_once():
+    """Which strings are names is said once (archc/spec/kinds.py); the reader, the schema, `names:` and `from:`
+    templates and register_op use it, so no other module spells a name's characters."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "archc"
+    spelled = [str(p.relative_to(root)) for p in root.rglob("*.py") if re.search(r"A-Za-z", p.read_text())]
+    assert spelled == ["spec/kinds.py"]

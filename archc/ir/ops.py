@@ -532,16 +532,20 @@ def _pair(default=REQUIRED, doc="", lo=1):
 
 _PROB = Float(0.0, 1.0)
 _CONV_ARGS = {
-    "out": _int(doc="output channels"), "k": _pair(doc="kernel size"), "stride": _pair(1),
-    "pad": _pair(0, lo=0), "dilation": _pair(1), "groups": _int(1), "bias": Arg(Bool(), True),
+    "out": _int(doc="output channels"), "k": _pair(doc="kernel size"), "stride": _pair(1, "the window's step"),
+    "pad": _pair(0, "zeros added before and after, per axis", lo=0),
+    "dilation": _pair(1, "the spacing of the kernel's taps"),
+    "groups": _int(1, "input and output channels in this many groups, each convolved on its own (depthwise: the "
+                      "input channels)"),
+    "bias": Arg(Bool(), True, "a learned bias per output channel"),
     "table": Arg(List(List(Int(lo=0, expr=False), min=1), min=1), None,
                  "connection table: row j lists the input channels of output j (LeNet-5's C3)"),
 }
 _POOL_ARGS = {
     "k": _pair(doc="window size"),
     "stride": _pair(None, doc="default: the window size"),
-    "pad": _pair(0, lo=0),
-    "ceil": Arg(Bool(), False, "ceil_mode"),
+    "pad": _pair(0, "padding before and after, per axis (at most half the window)", lo=0),
+    "ceil": Arg(Bool(), False, "ceil_mode: a last window that starts inside the input may run past it"),
 }
 _GROUPS = _int(None, doc="with over: groups, the number of groups (divides the channels)")
 _DIM = Arg(Choice(DIMS), "channels", "the dimension cut")
@@ -553,7 +557,9 @@ _OPS = [
        params=_conv_params, macs=_conv_macs, buffers=_conv_buffers, window=_sliding,
        categories=frozenset({WEIGHT, CONV, STATEFUL})),
     Op("bn", "Batch normalisation (2-D on [C,H,W], 1-D on [F]).", _same,
-       {"eps": Arg(Float(lo=0.0), 1e-5), "momentum": Arg(_PROB, 0.1), "affine": Arg(Bool(), True)},
+       {"eps": Arg(Float(lo=0.0), 1e-5, "added to the variance"),
+        "momentum": Arg(_PROB, 0.1, "the running statistics' update rate in training"),
+        "affine": Arg(Bool(), True, "a learned weight and bias per channel")},
        params=lambda a, i, o: 2 * i[0][0] if a["affine"] else 0, buffers=lambda a, i, o: 2 * i[0][0] + 1,
        categories=frozenset({NORM, AFFINE, STATEFUL})),
     Op("relu", "ReLU.", _same, categories=frozenset({ACTIVATION}), act=_act("relu")),
@@ -689,3 +695,4 @@ _OPS = [
 ]
 for _op in _OPS:
     register(_op)
+BUILTIN = tuple(op.name for op in _OPS)  # archc's own ops, in the table's order (plugins register theirs later)
