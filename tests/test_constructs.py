@@ -453,3 +453,15 @@ def test_zero_macs_read_as_a_quantity():
     from archc import report
 
     assert report.summary(analyze("graph:\n  - relu\n")) == "t: 0 params, 0 MACs, output out [8, 16, 16]"
+
+
+@pytest.mark.parametrize("graph,words", [
+    ("  - note: a: b\n", "YAML: mapping values are not allowed in this context (a ': ' inside a plain value starts a "
+                         "mapping: quote the string"),
+    ("  - x: {relu: null, when: i == 0: 1}\n", "or a value holds ', ', ': ' or a quote: quote the whole value"),
+    ("  - x: @relu\n", "('@' cannot start a plain value: quote the string)"),
+])
+def test_yaml_errors_say_to_quote(graph, words):
+    with pytest.raises(archc.SpecError) as e:
+        archc.loads("archc: 1\nname: t\ninput: [3, 8, 8]\ngraph:\n" + graph, "t.yaml")
+    assert words in str(e.value) and str(e.value).startswith("t.yaml:5:")
