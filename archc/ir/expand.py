@@ -12,7 +12,6 @@ nest at most ITEM_DEPTH deep (block calls included), so the recursion stays with
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import re
 from collections.abc import Mapping
@@ -128,7 +127,7 @@ class _Expander:
         self.symbols = frozenset({*(n for n, op in OPS.items() if INTERNAL not in op), *self.program.blocks, NONE})
         self.values: dict[str, str] = {}  # module path -> the value its item computed (`outputs:`, `from:` paths)
         self.frame: Frame | None = None  # the names `from:` sees here
-        self.calls: list = []  # the block calls being expanded, outermost first: where each was written
+        self.calls: list[Where] = []  # the block calls being expanded, outermost first: where each was written
         self.call_ids = [0]  # and a number for each (0: none), which the names and paths made in it are marked with
         self.made: dict[str, int] = {}  # module path -> the call whose expansion made it (from: sees its own call's)
 
@@ -205,15 +204,12 @@ class _Expander:
             raise self.fail(f"{what} template {text!r} gives {result!r}: {problem}", at, path)
         return result
 
-    @contextlib.contextmanager
-    def framed(self, names: dict, root: bool = False):
-        """The names `from:` sees inside: these, then (unless `root`: a block's body) the enclosing frames'."""
+    def framed(self, names: dict, root: bool = False) -> Frame | None:
+        """Make the names `from:` sees: these, then (unless `root`: a block's body) the enclosing frames'. Returns the
+        frame to restore (`self.frame = outer`, in a `finally`): a plain call, as it runs for every construct."""
         outer = self.frame
         self.frame = Frame(names, None if root else outer)
-        try:
-            yield self.frame
-        finally:
-            self.frame = outer
+        return outer
 
     # -- nodes --------------------------------------------------------------------------------------------
     def add(self, op: str, attrs: dict, inputs: list, module: str, at: Where):
@@ -293,8 +289,11 @@ class _Expander:
                 return EXPANSIONS[item.kind](self, item, env, x, scope, name)
             if construct.scope == "own" or name:
                 scope = scope.child(name or scope.take())
-            with self.framed({"input": (x, None)}):
+            outer = self.framed({"input": (x, None)})
+            try:
                 out = EXPANSIONS[item.kind](self, item, env, x, scope, None)
+            finally:
+                self.frame = outer
             if scope.prefix and out is not POISON:
                 self.values[scope.prefix] = out
                 self.made[scope.prefix] = self.call_ids[-1]
@@ -406,7 +405,9 @@ class _Expander:
         return self.add(op.name, attrs, list(x) if isinstance(x, tuple) else [x], path, item.where)
 
     def seq(self, item: Item, env: dict, x, scope: Scope, name=None):
-        with self.framed({"input": (x, None)}) as frame:
+        outer = self.framed({"input": (x, None)})
+        frame = self.frame
+        try:
             for it in item.value:
                 out = self.emit(it, env, x, scope, positional=True)
                 if out is None:  # left out: a join reading its name leaves it out
@@ -418,6 +419,8 @@ class _Expander:
                     frame.names[it.name] = (out, scope.path(it.name))
                     scope.names[it.name] = (out, self.call_ids[-1])
                 x = out
+        finally:
+            self.frame = outer
         return x
 
     def block(self, item: Item, env: dict, x, scope: Scope, name: str | None):
@@ -440,12 +443,13 @@ class _Expander:
         for k, v in block.let.items():
             benv[k] = self.resolve(VALUE, v, benv, block.where.child("let", k), path, k)
         inputs = {"input": (x, None), **{f"input{j}": (v, None) for j, v in enumerate(inputs[1:], 1)}}
-        self.calls.append(item.where.loc())
+        self.calls.append(item.where)
         self.call_ids.append(self.steps)  # a number no other call has: the work done so far grows with every call
+        outer = self.framed(inputs, root=True)
         try:
-            with self.framed(inputs, root=True):
-                return self.emit(block.body, benv, x, scope, name)
+            return self.emit(block.body, benv, x, scope, name)
         finally:
+            self.frame = outer
             self.calls.pop()
             self.call_ids.pop()
 
@@ -503,8 +507,14 @@ class _Expander:
             ienv = {**env, "i": i, "n": n, **row}
             iname = self.template(keys["names"], ienv, item.where.child("names"), scope.prefix) \
                 if "names" in keys else None
-            with self.framed({keys["carry"]: (x, None)} if "carry" in keys else {}):
-                out = self.emit(body, ienv, x, scope, iname, positional="carry" not in keys)
+            if "carry" in keys:  # a frame for each iteration: its carry
+                outer = self.framed({keys["carry"]: (x, None)})
+                try:
+                    out = self.emit(body, ienv, x, scope, iname, positional=False)
+                finally:
+                    self.frame = outer
+            else:
+                out = self.emit(body, ienv, x, scope, iname, positional=True)
             if out is not None:
                 outs.append(out)
                 x = out

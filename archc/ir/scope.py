@@ -80,17 +80,17 @@ class Modules:
 
     def claim(self, path: str, op: str, attrs: dict, stateful: bool, loc: Loc | None, calls: tuple = ()) -> str:
         """The node name for one more use of `path`. `calls`: where the block calls that expanded this op were
-        written, outermost first; a clash is reported where the two uses part (two calls of one block in one scope:
+        written (tree.Where), outermost first; a clash is reported where the two uses part (two calls of one block in one scope:
         at the second call, naming the first), not inside the block both expand."""
         if path not in self._first:
             self._first[path], self._uses[path] = (op, attrs, stateful, loc, calls), 1
             return path
         first_op, first_attrs, _, first_loc, first_calls = self._first[path]
         if stateful or first_op != op or first_attrs != attrs:
-            k = next((j for j, (a, b) in enumerate(zip(first_calls, calls)) if a != b),
+            k = next((j for j, (a, b) in enumerate(zip(first_calls, calls)) if a.yp != b.yp or a.doc is not b.doc),
                      min(len(first_calls), len(calls)))
-            at = calls[k] if k < len(calls) else loc
-            first = first_calls[k] if k < len(first_calls) else first_loc
+            at = calls[k].loc() if k < len(calls) else loc
+            first = first_calls[k].loc() if k < len(first_calls) else first_loc
             leaf = path.rsplit(".", 1)[-1]
             if k < len(calls):
                 raise SpecError(f"name {leaf!r} is already used in this scope: the block this call expands makes it, "
