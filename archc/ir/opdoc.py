@@ -42,7 +42,7 @@ def kind_text(kind) -> str:
             return " or ".join([", ".join(options[:-1]), options[-1]] if len(options) > 1 else options)
         case List():
             size = f"{kind.min} or more" if kind.min else "any number of"
-            return f"a list of {size} values, each {kind_text(kind.of)}" + (" (or an expression)" * kind.expr)
+            return f"a list of {size} values, each {kind_text(kind.of)}" + ("; or an expression giving one" * kind.expr)
         case Bool():
             return "true or false" + (" or an expression" if kind.expr else "")
         case Str():

@@ -680,7 +680,7 @@ _OPS = [
     Op("mean", "Elementwise mean of inputs; with drop_path > 0, each input is dropped with that probability "
        "in training (at least one kept) and the mean is over survivors (FractalNet's local drop-path). With `over`, "
        "the mean of one input over a dimension, shaped as `sum`'s (`{mean: {over: space}}` is `gap`).",
-       _mean_shape, {"drop_path": Arg(_PROB, 0.0),
+       _mean_shape, {"drop_path": Arg(_PROB, 0.0, "in training, each input's probability of being left out"),
                      "over": Arg(Choice(OVER), None, "a dimension to average one input over, as sum's"),
                      "groups": _GROUPS},
        window=lambda a, i: _reduce_window(a, i) if a["over"] else None, arity=None, categories=frozenset({JOIN})),
