@@ -1,7 +1,7 @@
 """archc: a compiler for convolutional network architectures written as YAML graph specs.
 
     archc.load(path, **params)     -> Spec      (read and checked, parameters applied; limits=... raises limits)
-    archc.analyze(spec_or_path)    -> Analysis  (shapes, params, MACs, activations, receptive field)
+    archc.analyze(spec_or_path)    -> Analysis  (shapes, params, MACs, activations, receptive field, warnings)
     archc.validate(spec_or_path)   -> Analysis  (analyze, and the module-name checks of build; no torch)
     archc.build(spec_or_path)      -> ArchcModule (an nn.Module; `.graph` is its analysed graph)
     archc.fuse(module)             -> an eval-only module: BN folded, conv+BN+act(+residual) fused kernels
@@ -18,14 +18,14 @@ import gc
 import re
 from pathlib import Path
 
-from archc.errors import (ArchcError, ArchcErrors, CheckpointError, ExprError, LimitError, OutputError, ShapeError,
-                          SpecError)
+from archc.errors import (ArchcError, ArchcErrors, ArchcWarning, CheckpointError, ExprError, LimitError, OutputError,
+                          ShapeError, SpecError)
 from archc.spec.limits import Limits
 from archc.spec.load import Spec
 
 __all__ = ["load", "loads", "analyze", "validate", "build", "fuse", "register_op", "Spec", "Limits",
            "ArchcError", "ArchcErrors", "SpecError", "ShapeError", "ExprError", "LimitError", "CheckpointError",
-           "OutputError"]
+           "OutputError", "ArchcWarning"]
 
 
 @contextlib.contextmanager
@@ -67,10 +67,15 @@ def _spec(spec_or_path, params, limits) -> Spec:
     return load(spec_or_path, limits=limits, **params)
 
 
-def analyze(spec_or_path, check: bool = True, *, limits: Limits | dict | None = None, **params):
-    """Expand and analyse a spec; with `check`, its `expect:` figures (or its variant's) must hold (unless
-    parameters other than the variant changed). Past a limit (the spec's own, or `limits`), a located LimitError,
-    before any tensor exists."""
+def _warn(analysis, stacklevel: int) -> None:
+    """Each of an analysis's warnings as a Python warning of archc's category (the CLI prints them itself)."""
+    import warnings
+
+    for w in analysis.warnings:
+        warnings.warn(ArchcWarning.of(w), stacklevel=stacklevel + 1)
+
+
+def _analyze(spec_or_path, check: bool, limits, params):
     from archc.analysis import Analysis
     from archc.ir.expand import expand
     from archc.passes import ANALYSIS, run
@@ -83,14 +88,25 @@ def analyze(spec_or_path, check: bool = True, *, limits: Limits | dict | None = 
     return analysis
 
 
+def analyze(spec_or_path, check: bool = True, *, limits: Limits | dict | None = None, **params):
+    """Expand and analyse a spec; with `check`, its `expect:` figures (or its variant's) must hold (unless
+    parameters other than the variant changed). Past a limit (the spec's own, or `limits`), a located LimitError,
+    before any tensor exists. Its warnings (`Analysis.warnings`) are also issued as Python warnings of category
+    ArchcWarning."""
+    analysis = _analyze(spec_or_path, check, limits, params)
+    _warn(analysis, 2)
+    return analysis
+
+
 def validate(spec_or_path, *, limits: Limits | dict | None = None, **params):
     """analyze(), plus every check that building the module makes short of allocating tensors (names that
-    PyTorch modules refuse); never imports torch. Returns the Analysis."""
+    PyTorch modules refuse); never imports torch. Returns the Analysis (its warnings issued as analyze's)."""
     from archc.backends.torch.names import check
 
     with _no_gc():
-        analysis = analyze(spec_or_path, limits=limits, **params)
+        analysis = _analyze(spec_or_path, True, limits, params)
         check(analysis.graph)
+    _warn(analysis, 2)
     return analysis
 
 
@@ -106,13 +122,15 @@ def build(spec_or_path, weights=None, features=None, *, limits: Limits | dict | 
     from archc.backends.torch.executor import ArchcModule
 
     with _no_gc():
-        analysis = spec_or_path if isinstance(spec_or_path, Analysis) else \
-            analyze(spec_or_path, limits=limits, **params)
+        fresh = not isinstance(spec_or_path, Analysis)
+        analysis = _analyze(spec_or_path, True, limits, params) if fresh else spec_or_path
         if features is not None:
             from archc.passes.outputs import select_outputs
 
             analysis = Analysis(analysis.spec, select_outputs(analysis.graph.copy(), list(features)))
         module = ArchcModule(analysis.graph)
+    if fresh:  # an Analysis passed in has issued its warnings already
+        _warn(analysis, 2)
     module.analysis = analysis
     module.weights_report = None
     if weights is not None:
@@ -122,7 +140,7 @@ def build(spec_or_path, weights=None, features=None, *, limits: Limits | dict | 
 
         module.weights_report = load_weights(module, weights)
         if not module.weights_report.complete:
-            warnings.warn(str(module.weights_report), stacklevel=2)
+            warnings.warn(ArchcWarning(str(module.weights_report)), stacklevel=2)
     return module
 
 

@@ -6,9 +6,10 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
-from archc.errors import ArchcError, SpecError, one_line
+from archc.errors import ArchcError, ArchcWarning, SpecError, one_line
 
 EXIT_OK, EXIT_INTERNAL, EXIT_SPEC = 0, 1, 2
 
@@ -21,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     from archc import _no_gc
 
     try:
-        with _no_gc():
+        with _no_gc(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", ArchcWarning)  # the commands print archc's warnings themselves, located
             return args.run(args)
     except ArchcError as e:
         _diagnose(e, args)

@@ -105,6 +105,20 @@ class SpecWarning(ArchcError):
 Warning_ = SpecWarning  # the 0.1 name
 
 
+class ArchcWarning(UserWarning):
+    """archc's category of Python warnings: what archc.load/analyze/validate/build warn about (an analysis's
+    SpecWarnings, weights that did not all load), one `warnings.warn` each. `loc` and `path` locate it when it comes
+    from a spec. Filter it as any category: `warnings.simplefilter("error", archc.ArchcWarning)`."""
+
+    def __init__(self, message: str, loc: Loc | None = None, path: str | None = None):
+        super().__init__(message)
+        self.loc, self.path = loc, path
+
+    @classmethod
+    def of(cls, w: ArchcError) -> ArchcWarning:
+        return cls(str(w), w.loc, w.path)
+
+
 class ArchcErrors(SpecError):
     """Several independent errors, sorted by position. Reads as its first error, with a count of the rest;
     `errors` lists them all (at most MAX_ERRORS; `more` counts the ones left out)."""

@@ -53,10 +53,10 @@ def summary(a: Analysis, long: bool = False) -> str:
     outs = ", ".join(f"{o['name']} {_shape(o['shape'])}" + (" (aux, train only)" if o["aux"] else "")
                      for o in a.outputs)
     if not long:
-        return f"{a.name}: {params}, {human(a.macs)}MACs, output {outs}"
+        return f"{a.name}: {params}, {human(a.macs, 'MACs')}, output {outs}"
     return "\n".join([
         f"params       {params}",
-        f"MACs         {a.macs:,} ({human(a.macs)}MACs) per image, conv and linear multiply-accumulates",
+        f"MACs         {a.macs:,} ({human(a.macs, 'MACs')}) per image, conv and linear multiply-accumulates",
         f"activations  {a.activations:,} values per image ({human(4 * a.activations, 'B')} in fp32): "
         "every op output of one inference forward pass, input included, views excluded",
         f"peak memory  {a.peak_activations:,} values alive at once ({human(4 * a.peak_activations, 'B')} in fp32), "

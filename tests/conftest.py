@@ -13,11 +13,13 @@ MANIFESTS = ROOT / "tests" / "data" / "torchvision"
 # are checked at the defaults): U-Net's smallest valid tile with 8 channels at the first level, the others at 64x64
 # (float64 depthwise and grouped convs take PyTorch's slow path on the CPU); the VGG, ResNet and DenseNet families,
 # whose blocks the single-model specs (vgg16, resnet18, densenet121) already run at 224, at 32x32, and the
-# CIFAR ResNet at depth 20.
+# CIFAR ResNet at depth 20; the specs checked against timm (tools/timm_compare.py) at 64x64, Inception-ResNet-v2 at its
+# smallest input, 75x75.
 FORWARD = {"unet": {"tile": 188, "width": 8, "last_up": 16}, "convnext": {"size": 64}, "efficientnet": {"size": 64},
            "regnet": {"size": 64}, "mobilenet_v2": {"size": 64}, "shufflenet_v2": {"size": 64},
            "vgg": {"size": 32}, "densenet": {"size": 32}, "resnet": {"size": 32}, "resnet110_cifar": {"depth": 20},
-           "mobilenet_v3": {"size": 64}, "efficientnet_v2": {"size": 64}, "mnasnet": {"size": 64}}
+           "mobilenet_v3": {"size": 64}, "efficientnet_v2": {"size": 64}, "mnasnet": {"size": 64},
+           "inception_resnet_v2": {"size": 75}, "skresnet18": {"size": 64}, "res2net": {"size": 64}}
 
 
 @pytest.fixture(autouse=True)

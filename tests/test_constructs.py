@@ -246,3 +246,222 @@ def test_list_block_arguments_are_checked(with_, words):
     with pytest.raises(archc.SpecError, match=words.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")) as e:
         analyze(body)
     assert (e.value.loc.line, e.value.path) == (9, "a")
+
+
+# -- round 3 (issue 18): names, scoped references, loop-carried repeats, optional branches, auto shortcuts --------
+
+def build(body: str, input_=(8, 16, 16), **params):
+    torch.manual_seed(0)
+    return archc.build(analyze(body, input_, **params)).double().eval()
+
+
+def keys(m, suffix=".weight"):
+    return [k for k in m.state_dict() if k.endswith(suffix)]
+
+
+def test_names_are_numeric_positions_and_construct_words():
+    """One rule: letters, digits, _ and -, not starting with -. A numbered position is a name, as are torch's own
+    module names `repeat` and `branches` where a construct cannot take the value."""
+    m = build("blocks:\n  b: {seq: [c: {conv: {out: 8, k: 1}}]}\n"
+              "graph:\n  - '0': {conv: {out: 8, k: 1}}\n"
+              "  - repeat: {repeat: 2, block: b}\n"
+              "  - branches: {seq: [{conv: {out: 8, k: 1}}]}\n"
+              "  - repeat_1: [{repeat: 2, names: '{i + 1}', body: [c: {conv: {out: 8, k: 1}}]}]\n"
+              "  - 1x1: {conv: {out: 8, k: 1}}\n")
+    assert keys(m) == ["0.weight", "repeat.0.c.weight", "repeat.1.c.weight", "branches.0.weight",
+                       "repeat_1.1.c.weight", "repeat_1.2.c.weight", "1x1.weight"]
+    assert analyze("graph:\n  - {branches: [[a: {conv: {out: 2, k: 1}}], [b: {conv: {out: 3, k: 1}}]]}\n"
+                   ).outputs[0]["shape"] == [5, 16, 16], "a list is branches' own value: the construct"
+
+
+@pytest.mark.parametrize("body,words", [
+    ("graph:\n  - {repeat: 2, names: 'input', body: [c: {conv: {out: 8, k: 1}}]}\n",
+     "names template 'input' gives 'input': 'input' is reserved (seq, module, aux, from, when, input cannot name"),
+    ("graph:\n  - {repeat: 2, names: '-{i}', body: [c: {conv: {out: 8, k: 1}}]}\n",
+     "names template '-{i}' gives '-0': '-0' is not a valid name: it starts with '-'"),
+    ("graph:\n  - {repeat: 2, names: 'a.{i}', body: [c: {conv: {out: 8, k: 1}}]}\n",
+     "names template 'a.{i}' gives 'a.0': 'a.0' is not a valid name: it has '.'"),
+    ("graph:\n  - a: relu\n  - {relu: null, from: 0}\n", "must be a module path, got 0 (a numbered position is "
+                                                          "written as a string: '0')"),
+    ("graph:\n  - when: relu\n", "'when' is reserved and cannot name an item"),
+])
+def test_name_rule_errors_are_located(body, words):
+    with pytest.raises(archc.SpecError) as e:
+        analyze(body)
+    assert words in str(e.value)
+
+
+def test_reopened_scope_continues_its_numbering():
+    """`convs: [conv]` in each iteration appends convs.0, convs.1, ... (a ModuleList), interleaved with bns."""
+    m = build("graph:\n  - {repeat: 3, carry: x, body: [convs: [{conv: {out: 8, k: 1}}], bns: [bn]]}\n")
+    assert keys(m) == ["convs.0.weight", "convs.1.weight", "convs.2.weight", "bns.0.weight", "bns.1.weight",
+                       "bns.2.weight"]
+
+
+def test_from_reads_paths_into_earlier_scopes_and_numbered_positions():
+    a = analyze("graph:\n  - transition1: [{conv: {out: 4, k: 1}}, {conv: {out: 6, k: 1}, from: input}]\n"
+                "  - grp: [a: {conv: {out: 4, k: 1}, from: input}, b: relu]\n"
+                "  - {module: [{conv: {out: 4, k: 1}, from: input}]}\n"
+                "  - {concat: null, from: [transition1.0, transition1.1, grp.b, '2.0', grp]}\n")
+    assert a.graph.inputs("3") == ["transition1.0", "transition1.1", "grp.b", "2.0", "grp.b"]
+    assert a.outputs[0]["shape"] == [22, 16, 16]
+
+
+def test_from_sees_outer_names_and_input_inside_constructs():
+    """Inside branches, a residual or a repeat, `from:` sees the construct's `input` and every enclosing sequence's
+    names (not inside a block's body, which sees only its inputs)."""
+    a = analyze("graph:\n  - stem: {conv: {out: 4, k: 1}}\n  - mid: relu\n"
+                "  - j: {branches: {x: {relu: null, from: input}, y: {conv: {out: 4, k: 1}, from: stem}}, join: add}\n")
+    assert a.graph.inputs("j.x") == ["mid"] and a.graph.inputs("j.y") == ["stem"]
+    b = analyze("graph:\n  - s: {conv: {out: 8, k: 1}}\n"
+                "  - r: {residual: {body: [{add: null, from: [input, s]}, c: {conv: {out: 8, k: 1}}]}}\n")
+    assert b.graph.inputs("r.0") == ["s", "s"]
+    with pytest.raises(archc.SpecError, match=r"from: no earlier item named 's' here \(visible: input\)"):
+        analyze("blocks:\n  b: {seq: [{relu: null, from: s}]}\ngraph:\n  - s: {conv: {out: 8, k: 1}}\n  - b\n")
+
+
+def test_unknown_from_lists_what_is_visible():
+    with pytest.raises(archc.SpecError) as e:
+        analyze("graph:\n  - a: {conv: {out: 8, k: 1}}\n  - g: [b: relu, c: relu]\n"
+                "  - {module: [relu]}\n  - {add: null, from: [a, g.x]}\n")
+    assert ("from: no earlier item named 'g.x' here (visible: input, a, g; paths in this scope: g.b, g.c, 2.0, 2)"
+            in str(e.value))
+    assert e.value.loc.line == 8 and e.value.path == "graph.3.from.1"
+
+
+def test_carried_repeat_reads_the_previous_iteration_and_the_enclosing_scope():
+    """h_i = conv_i(h_{i-1} + x0): `carry` names the previous iteration's output (the repeat's input at i = 0);
+    `join: concat` outputs every iteration's output."""
+    m = build("graph:\n  - x0: {conv: {out: 4, k: 1}}\n"
+              "  - {repeat: 3, carry: h, join: concat, body: [{add: null, from: [h, x0]}, "
+              "convs: [{conv: {out: 4, k: 3, pad: 1}}]]}\n")
+    g = m.graph
+    adds = ops(m.analysis, "add")
+    assert [g.inputs(a) for a in adds] == [["x0", "x0"], ["convs.0", "x0"], ["convs.1", "x0"]]
+    assert g.inputs("~concat") == ["convs.0", "convs.1", "convs.2"]
+    x = torch.randn(2, 8, 16, 16, dtype=torch.float64)
+    with torch.no_grad():
+        x0 = m.x0(x)
+        h, outs = x0, []
+        for conv in m.convs.children():
+            h = conv(h + x0)
+            outs.append(h)
+        torch.testing.assert_close(m(x), torch.cat(outs, 1), rtol=0, atol=0)
+
+
+def test_res2net_block_for_any_scale():
+    """Res2Net's sp = conv_i(sp + spx[i]) from one block: the keys timm has, for any scale."""
+    for scale in (2, 4, 6):
+        a = archc.analyze(archc.load("specs/res2net.yaml", scale=scale, size=64))
+        block = {n.name.split(".", 2)[2] for n in a.nodes() if n.name.startswith("layer1.1.") and n.meta["params"]}
+        assert block == {"conv1", "bn1", "conv3", "bn3", *(f"convs.{i}" for i in range(scale - 1)),
+                         *(f"bns.{i}" for i in range(scale - 1))}
+        convs = [n for n in a.nodes() if n.name.startswith("layer1.1.convs.")]
+        assert len(convs) == scale - 1 and convs[-1].shape == (26, 16, 16)
+        assert a.graph["layer1.1.conv3"].attrs["out"] == 256
+
+
+@pytest.mark.parametrize("join,expect", [("add", "a + b"), ("concat", "[a, b]")])
+def test_a_branch_left_out_is_absent_from_its_join(join, expect):
+    """RepVGG's identity branch exists only where shapes allow: when it is left out, the join has one input fewer
+    (not the block's input in its place)."""
+    body = ("params: {identity: false}\n"
+            f"graph:\n  - j: {{branches: {{a: {{conv: {{out: 8, k: 1}}}}, b: {{conv: {{out: 8, k: 3, pad: 1}}}}, "
+            f"c: {{bn: null, when: identity}}}}, join: {join}}}\n")
+    m = build(body)
+    assert m.graph.inputs(f"j.~{join}") == ["j.a", "j.b"]
+    x = torch.randn(2, 8, 16, 16, dtype=torch.float64)
+    with torch.no_grad():
+        a, b = m.j.a(x), m.j.b(x)
+        torch.testing.assert_close(m(x), a + b if join == "add" else torch.cat([a, b], 1), rtol=0, atol=0)
+    assert build(body, identity=True).graph.inputs(f"j.~{join}") == ["j.a", "j.b", "j.c"]
+
+
+def test_a_from_input_left_out_is_absent_from_a_join_only():
+    body = ("params: {extra: false}\ngraph:\n  - a: {conv: {out: 8, k: 1}}\n  - b: {conv: {out: 8, k: 1}, from: input, "
+            "when: extra}\n  - s: {add: null, from: [a, b]}\n")
+    assert analyze(body).graph.inputs("s") == ["a"]
+    with pytest.raises(archc.SpecError, match="is left out by its `when:`; only a join leaves such inputs out"):
+        analyze(body.replace("{add: null, from: [a, b]}", "{relu: null, from: b}"))
+    with pytest.raises(archc.SpecError, match="branches: every branch is left out by its `when:`"):
+        analyze("graph:\n  - {branches: {a: {relu: null, when: 'False'}}, join: add}\n")
+
+
+@pytest.mark.parametrize("size,out,stride", [(25, 13, 2), (147, 74, 2), (13, 7, 2), (9, 3, 3), (7, 1, 7),
+                                              (10, 4, 3)])
+def test_auto_shortcut_at_every_size_a_strided_1x1_conv_reaches(size, out, stride):
+    """The smallest stride s with ceil(size / s) = out: ResNet-50 at 200x200 (25 -> 13), Xception's 147 -> 74."""
+    k = -(-size // out)
+    body = (f"graph:\n  - {{residual: {{body: [{{conv: {{out: 16, k: {k}, stride: {k}, pad: {(k * out - size + 1) // 2}"
+            "}}], shortcut: auto}}\n")
+    a = analyze(body, input_=(8, size, size))
+    conv = a.graph["0.downsample.0"]
+    assert conv.attrs["stride"] == stride and conv.shape == (16, out, out)
+
+
+@pytest.mark.parametrize("shapes,words", [
+    ((8, 10, 10), "a strided conv cannot enlarge 10 rows to 20"),
+    ((8, 10, 10), "no stride takes 10 rows to 6 (stride 1 gives 10, stride 2 gives 5)"),
+])
+def test_auto_shortcut_says_why_none_fits(shapes, words):
+    up = "{upsample: {scale: 2}}" if "enlarge" in words else "{avgpool: {k: 5, stride: 1}}, {pad_channels: {out: 9}}"
+    with pytest.raises(archc.ShapeError) as e:
+        analyze(f"graph:\n  - {{residual: {{body: [{up}, {{conv: {{out: 16, k: 1}}}}], shortcut: auto}}}}\n",
+                input_=shapes)
+    assert words in str(e.value) and "shortcut auto: no 1x1 projection maps the input [8, 10, 10]" in str(e.value)
+
+
+def test_two_calls_of_a_block_that_clash_are_reported_at_the_calls():
+    with pytest.raises(archc.SpecError) as e:
+        analyze("blocks:\n  unit:\n    seq: [c: {conv: {out: 4, k: 1}}]\ngraph:\n  - branches: [unit, unit]\n")
+    assert str(e.value).endswith("t.yaml:8:22: c: name 'c' is already used in this scope: the block this call "
+                                 "expands makes it, and so did the call at 8:16 (name the calls to give each its own "
+                                 "scope)")
+
+
+def test_warnings_reach_python_warnings():
+    body = "graph:\n  - conv1: {conv: {out: 4, k: 3, stride: 2}}\n"
+    spec = archc.loads("archc: 1\nname: t\ninput: [3, 16, 16]\n" + body, "t.yaml")
+    for call in (archc.analyze, archc.validate, archc.build):
+        with pytest.warns(archc.ArchcWarning) as caught:
+            call(spec)
+        (w,) = caught
+        assert w.message.path == "conv1" and w.message.loc.line == 5 and "never seen" in str(w.message)
+        assert w.filename == __file__, "the warning points at the caller"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", archc.ArchcWarning)
+        analysis = archc.analyze(spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        archc.build(analysis)  # an Analysis has issued its warnings already
+
+
+def test_the_cli_prints_each_warning_once(tmp_path, capsys):
+    from archc.cli import main
+
+    f = tmp_path / "w.yaml"
+    f.write_text("archc: 1\nname: w\ninput: [3, 16, 16]\ngraph:\n  - conv1: {conv: {out: 4, k: 3, stride: 2}}\n"
+                 "  - relu\n")
+    assert main(["validate", str(f)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"{f}:5:12: conv1: warning: conv 3/2 pad 0 on 16")
+
+
+def test_zero_macs_read_as_a_quantity():
+    from archc import report
+
+    assert report.summary(analyze("graph:\n  - relu\n")) == "t: 0 params, 0 MACs, output out [8, 16, 16]"
+
+
+@pytest.mark.parametrize("graph,words", [
+    ("  - note: a: b\n", "YAML: mapping values are not allowed in this context (a ': ' inside a plain value starts a "
+                         "mapping: quote the string"),
+    ("  - x: {relu: null, when: i == 0: 1}\n", "or a value holds ', ', ': ' or a quote: quote the whole value"),
+    ("  - x: @relu\n", "('@' cannot start a plain value: quote the string)"),
+])
+def test_yaml_errors_say_to_quote(graph, words):
+    with pytest.raises(archc.SpecError) as e:
+        archc.loads("archc: 1\nname: t\ninput: [3, 8, 8]\ngraph:\n" + graph, "t.yaml")
+    assert words in str(e.value) and str(e.value).startswith("t.yaml:5:")

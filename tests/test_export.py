@@ -37,6 +37,18 @@ graph:
   - cr: {crop: null, from: [big, up]}
   - sh: {channel_shuffle: {groups: 3}}
   - ch: {chunk: {chunks: 2, index: 1}, from: sh}
+  - af: {affine: {scale: -0.5, shift: 0.25}}
+  - df: {sub: null, from: [ch, af]}
+  - sg: {softmax: {over: groups, groups: 3}}
+  - sv: {sum: {over: groups, groups: 3}, from: df}
+  - mv: {mean: {over: space}, from: df}
+  - sl: {slice: {start: 1, end: -1, dim: height}, from: df}
+  - sp: {split: {sizes: [8, 2], index: 0, dim: width}}
+  - up2: {upsample: {size: [10, 10]}}
+  - j: {add: null, from: [sg, up2]}
+  - j2: {mul: null, from: [j, mv]}
+  - j3: {concat: null, from: [j2, sv]}
+  - ch2: {slice: {end: 9}}
   - ln: {layernorm: {eps: 1.0e-6}}
   - gn: {groupnorm: {groups: 3}}
   - sc: {scale: {init: 0.5}}

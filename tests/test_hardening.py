@@ -65,9 +65,14 @@ def refused(*argv, where: str | None = None, words: str = "", seconds: float = S
 
 
 def child_rss_mb(argv: list[str]) -> tuple[int, float, str]:
-    """archc ARGV in a fresh process: exit code, its peak RSS in MB, stderr."""
+    """archc ARGV in a fresh process: exit code, its peak RSS in MB, stderr. The peak is /proc's VmHWM (its own memory
+    map's): getrusage's ru_maxrss keeps the forking parent's peak across exec (a test worker's, gigabytes after big
+    forwards), so it is read only where /proc is not."""
     code = ("import resource, sys\nfrom archc.cli import main\nrc = main(sys.argv[1:])\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr)\nsys.exit(rc)\n")
+            "try:\n    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')]\n"
+            "    rss = int(hwm[0].split()[1]) / 1024\n"
+            "except (OSError, IndexError):\n    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+            "print(rss, file=sys.stderr)\nsys.exit(rc)\n")
     p = subprocess.run([sys.executable, "-c", code, *map(str, argv)], capture_output=True, text=True, timeout=120)
     *lines, rss = p.stderr.strip().splitlines()
     return p.returncode, float(rss), "\n".join(lines)

@@ -12,7 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import archc
 from archc.backends.torch.lower import LOWERINGS
-from archc.ir.ops import ACTIVATION, EVAL_IDENTITY, INPUT, INTERNAL, JOIN, OPS, STATEFUL, VIEW
+from archc.ir.ops import ACTIVATION, BUILTIN, EVAL_IDENTITY, INPUT, INTERNAL, JOIN, OPS, STATEFUL, VIEW
 from archc.passes.receptive_field import PIXEL, through
 
 BATCH = 2
@@ -42,7 +42,19 @@ SAMPLES = {
     "hardsigmoid": [S({}, [(3, 5, 5)])],
     "leaky_relu": [S({}, [(3, 5, 5)]), S({"slope": 0.2}, [(3, 5, 5)])],
     "tanh": [S({}, [(3, 5, 5)]), S({"scale": 1.7159, "slope": 2 / 3}, [(3, 5, 5)])],
-    "softmax": [S({}, [(4, 5, 5)])],
+    "softmax": [S({}, [(4, 5, 5)]), S({"over": "groups", "groups": 2}, [(6, 5, 5)]),
+                S({"over": "groups", "groups": 3}, [(6, 1, 1)]), S({"over": "space"}, [(3, 5, 7)]),
+                S({"over": "height"}, [(3, 5, 4)]), S({"over": "width"}, [(3, 4, 5)]), S({}, [(7,)])],
+    "sum": [S({"over": "channels"}, [(4, 5, 5)]), S({"over": "groups", "groups": 2}, [(6, 5, 5)]),
+            S({"over": "height"}, [(3, 5, 4)]), S({"over": "width"}, [(3, 4, 5)]), S({"over": "space"}, [(3, 5, 7)]),
+            S({"over": "groups", "groups": 3}, [(6,)])],
+    "affine": [S({"scale": 0.17}, [(3, 5, 5)]), S({"scale": -1}, [(6,)]), S({"scale": 2, "shift": -0.5}, [(3, 4, 4)])],
+    "slice": [S({"end": 3}, [(5, 4, 4)]), S({"start": 2}, [(5, 4, 4)]), S({"start": -3, "end": -1}, [(6, 4, 4)]),
+              S({"start": 1, "end": 4, "dim": "height"}, [(2, 6, 5)]), S({"start": 2, "dim": "width"}, [(2, 4, 7)]),
+              S({"start": 1, "end": 3}, [(5,)])],
+    "split": [S({"sizes": [2, 3, 1], "index": 1}, [(6, 4, 4)]), S({"sizes": [4, 3], "index": 1, "dim": "height"},
+                                                                [(2, 7, 5)]),
+              S({"sizes": [1, 4], "index": 0, "dim": "width"}, [(2, 3, 5)])],
     "lrn": [S({"size": 3}, [(6, 5, 5)])],
     "layernorm": [S({"eps": 1e-6}, [(6, 5, 5)]), S({}, [(7,)])],
     "groupnorm": [S({"groups": 2}, [(6, 5, 5)])],
@@ -73,7 +85,9 @@ SAMPLES = {
     "concat": [S({}, [(2, 5, 5), (3, 5, 5), (1, 5, 5)])],
     "add": [S({}, [(3, 5, 5), (3, 5, 5)]), S({}, [(3, 5, 5), (3, 1, 1)])],
     "mul": [S({}, [(3, 5, 5), (3, 1, 1)]), S({}, [(3, 4, 5), (3, 1, 5), (1, 4, 1)])],
-    "mean": [S({"drop_path": 0.2}, [(3, 5, 5), (3, 5, 5), (3, 5, 5)])],
+    "sub": [S({}, [(3, 5, 5), (3, 5, 5)]), S({}, [(3, 5, 5), (3, 1, 1)])],
+    "mean": [S({"drop_path": 0.2}, [(3, 5, 5), (3, 5, 5), (3, 5, 5)]), S({"over": "space"}, [(3, 5, 6)]),
+             S({"over": "groups", "groups": 2}, [(4, 3, 3)]), S({"over": "channels"}, [(4, 3, 3)])],
     "conv_bn_act": [S({"conv": "c", "bn": "b", "act": "relu6", "out": 6, "k": 3, "pad": 1}, [(4, 7, 7), (6, 7, 7)]),
                     S({"conv": "c", "act": "none", "out": 4, "k": 1, "stride": 2, "bias": False}, [(4, 8, 8)])],
 }
@@ -111,7 +125,7 @@ def test_static_rules_match_a_forward_pass(name, i, sample):
     assert sum(p.numel() for p in module.parameters()) == op.params(a, sample.inputs, shape)
     if sample.macs_counted:
         assert flops.get_total_flops() == 2 * BATCH * op.macs(a, sample.inputs, shape)
-    assert (op.arity is None) == (JOIN in op or name == "conv_bn_act")
+    assert (op.arity is None) == (JOIN in op and name != "sub" or name == "conv_bn_act")
     assert len(xs) == (op.arity or len(xs))
     with torch.no_grad():
         module.train()(*xs)  # train mode runs too (dropout, drop-path, BN statistics)
@@ -198,3 +212,40 @@ def test_op_runs_from_a_spec(name, i, sample):
     assert node.attrs == a and node.shape == OPS[name].shape(a, sample.inputs)
     module = archc.build(analysis).eval()
     assert module(torch.randn(BATCH, *sample.inputs[0])).shape == (BATCH, *node.shape)
+
+
+FUSE_CASES = [(name, i, s) for name, i, s in SPEC_CASES if len(s.inputs[0]) == 3]
+
+
+@pytest.mark.parametrize("name,i,sample", FUSE_CASES, ids=[f"{n}-{i}" for n, i, _ in FUSE_CASES])
+def test_fused_equals_eager(name, i, sample):
+    """Between a conv+BN (which archc.fuse fuses) and a conv, each op computes in the fused module's generated CPU
+    forward (through its module, or the codegen's own form) what it computes eagerly."""
+    c = sample.inputs[0][0]
+    args = ", ".join(f"{k}: {v}" for k, v in sample.args.items())
+    reads = f", from: [{', '.join(['b'] * len(sample.inputs))}]" if JOIN in OPS[name] else ""
+    shape = OPS[name].shape(attrs(OPS[name], sample.args), sample.inputs)
+    tail = "  - d: {conv: {out: 3, k: 1}}\n" if len(shape) == 3 else ""
+    text = (f"archc: 1\nname: t\ninput: {list(sample.inputs[0])}\ngraph:\n  - c: {{conv: {{out: {c}, k: 1}}}}\n"
+            f"  - b: bn\n  - x: {{{name}: {{{args}}}{reads}}}\n{tail}")
+    torch.manual_seed(0)
+    model = archc.build(archc.loads(text, "t.yaml")).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5), m.running_var.uniform_(0.5, 1.5)
+        x = torch.randn(2, *sample.inputs[0])
+        fused = archc.fuse(model)
+        torch.testing.assert_close(fused(x), model(x), rtol=1e-5, atol=1e-5)
+        assert fused.generated(x) is not None, "the generated CPU forward computes it"
+
+
+def test_ops_doc_is_generated_from_the_op_table():
+    from pathlib import Path
+
+    from archc.ir.opdoc import markdown
+
+    committed = (Path(__file__).resolve().parent.parent / "docs" / "ops.md").read_text()
+    assert committed == markdown(), "run: python tools/ops_doc.py > docs/ops.md"
+    assert [line[4:-1] for line in committed.splitlines() if line.startswith("## ")] == \
+        [name for name in BUILTIN if INTERNAL not in OPS[name]]

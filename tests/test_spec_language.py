@@ -119,10 +119,11 @@ def test_reader_and_schema_agree_on_mutated_specs(seed, validator):
 
 _KEYS = ["conv", "out", "k", "residual", "body", "repeat", "block", "a", "from", "when", "with", "branches", "join",
          "shortcut", "post", "dense", "layers", "fractal", "aux", "seq", "relu", "add", "drop_path", "auto", "1a",
-         "input", "args", "let", "table", "blk"]
+         "input", "args", "let", "table", "blk", "carry", "0", "slice", "over", "module"]
 _DOCS = st.recursive(
     st.none() | st.booleans() | st.integers(-3, 300) | st.floats(-2, 2) | st.sampled_from(
-        ["relu", "conv", "x", "i", "a", "identity", "auto", "concat", "in_channels", "blk", "int"]),
+        ["relu", "conv", "x", "i", "a", "identity", "auto", "concat", "in_channels", "blk", "int", "a.0", "{i}",
+         "-a", "groups"]),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.sampled_from(_KEYS), children, max_size=3),
     max_leaves=14)
 
@@ -132,6 +133,36 @@ _DOCS = st.recursive(
 def test_reader_and_schema_agree_on_random_documents(graph, block):
     doc = {"archc": 1, "name": "fuzz", "input": [3, 16, 16], "graph": graph, "blocks": {"blk": block}}
     reader_agrees_with_schema(yaml.safe_dump(doc), jsonschema.Draft202012Validator(schema.generate(spec_ops())))
+
+
+GRAPHS = [  # items the reader accepts, which the schema must accept too (and the reverse for the refused ones)
+    ("- '0': {conv: {out: 4, k: 1}}\n- 1x1: relu\n- {relu: null, from: '0'}\n", True),
+    ("- repeat: {repeat: 2, body: [c: {conv: {out: 4, k: 1}}]}\n- branches: {seq: [relu]}\n", True),
+    ("- repeat: [relu]\n- branches: {branches: [relu, relu], join: add}\n", True),
+    ("- g: [a: relu]\n- {repeat: 2, carry: h, join: concat, body: [{add: null, from: [h, g.a, 'g.{i - i}']}]}\n", True),
+    ("- {slice: {start: -2, dim: channels}}\n- {softmax: {over: groups, groups: 1}}\n- {sum: {over: space}}\n", True),
+    ("- a: relu\n- {relu: null, from: 0}\n", False),
+    ("- a: relu\n- {relu: null, from: '-a'}\n", False),
+    ("- a: relu\n- {relu: null, from: 'a..b'}\n", False),
+    ("- -a: relu\n", False),
+    ("- when: relu\n", False),
+    ("- {repeat: 2, carry: 'a.b', body: relu}\n", False),
+    ("- {sum: null}\n", False),
+]
+
+
+@pytest.mark.parametrize("graph,accepted", GRAPHS)
+def test_reader_and_schema_agree_on_the_language_of_round_3(graph, accepted, validator):
+    from archc.errors import ArchcError
+    from archc.spec.load import loads
+
+    text = "archc: 1\nname: t\ninput: [3, 8, 8]\ngraph:\n" + "".join(f"  {line}\n" for line in graph.splitlines())
+    try:
+        loads(text, "t.yaml", spec_ops())
+        read = True
+    except ArchcError:
+        read = False
+    assert read == accepted == validator.is_valid(yaml.safe_load(text))
 
 
 @pytest.mark.parametrize("kind,written,problem,value", [
@@ -160,3 +191,14 @@ def test_argument_kinds(kind, written, problem, value):
     assert found == problem if problem is None else found.startswith(problem)
     if value is not None:
         assert kind.resolve(written, lambda text: evaluate(text, {"n": 4, "hw": (2, 5)})) == value
+
+
+def test_the_name_rule_is_written_once():
+    """Which strings are names is said once (archc/spec/kinds.py); the reader, the schema, `names:` and `from:`
+    templates and register_op use it, so no other module spells a name's characters."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "archc"
+    spelled = [str(p.relative_to(root)) for p in root.rglob("*.py") if re.search(r"A-Za-z", p.read_text())]
+    assert spelled == ["spec/kinds.py"]

@@ -15,15 +15,16 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from archc.errors import ArchcError, Diagnostics, ExprError, LimitError, ShapeError, SpecError, UnknownNameError
 from archc.ir.graph import Graph, Node, Output
 from archc.ir.ops import INTERNAL, JOIN, OPS, STATEFUL, Op
 from archc.ir.scope import Modules, Scope, is_unit
 from archc.spec.expr import MAX_MAGNITUDE, UNKNOWN, UnknownValue, evaluate, show
-from archc.spec.grammar import CONSTRUCTS, PROBABILITY
-from archc.spec.kinds import NONE, REQUIRED, VALUE, Bool, Int, List, Symbol, Table
+from archc.spec.grammar import CONSTRUCTS, PROBABILITY, RESERVED
+from archc.spec.kinds import (NONE, REQUIRED, VALUE, Bool, Int, List, Symbol, Table, is_module_name, is_module_path,
+                              name_problem, path_problem)
 from archc.spec.limits import ITEM_DEPTH
 from archc.spec.tree import Item, Where
 
@@ -67,6 +68,42 @@ class _Poison:
 POISON = _Poison()
 
 
+class _Absent:
+    """The value of a named item that its `when:` left out (or a call of `none`): a join that reads it leaves it out;
+    anything else that reads it is an error."""
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT = _Absent()
+
+
+@dataclass
+class Frame:
+    """The names `from:` can read at a point of expansion: a sequence's items so far (a construct's or a repeat
+    iteration's own names: `input`, the `carry`), then the enclosing frames', out to the block call that encloses
+    them (a block's body sees only its inputs). Each name: (its latest value, its module path or None)."""
+
+    names: dict
+    parent: "Frame | None" = None
+
+    def find(self, name: str):
+        frame = self
+        while frame is not None:
+            if name in frame.names:
+                return frame.names[name]
+            frame = frame.parent
+        return None
+
+    def visible(self) -> list[str]:
+        out, frame = [], self
+        while frame is not None:
+            out += [n for n in frame.names if n not in out]
+            frame = frame.parent
+        return out
+
+
 class _Stop(Exception):
     """A limit was reached: expansion stops and reports what it found."""
 
@@ -88,8 +125,11 @@ class _Expander:
         self.units: dict = {}  # Item -> whether it is a unit (scope.is_unit), once per item
         self.literal: dict = {}  # Item -> its op's attributes, when none is an expression
         self.symbols = frozenset({*(n for n, op in OPS.items() if INTERNAL not in op), *self.program.blocks, NONE})
-        self.values: dict[str, str] = {}  # module path -> the value its item computed (for `outputs:`)
-        self.block_inputs: list[dict] = [{}]  # per block call being expanded: its inputs after the first
+        self.values: dict[str, str] = {}  # module path -> the value its item computed (`outputs:`, `from:` paths)
+        self.frame: Frame | None = None  # the names `from:` sees here
+        self.calls: list[Where] = []  # the block calls being expanded, outermost first: where each was written
+        self.call_ids = [0]  # and a number for each (0: none), which the names and paths made in it are marked with
+        self.made: dict[str, int] = {}  # module path -> the call whose expansion made it (from: sees its own call's)
 
     def run(self) -> Graph:
         env = dict(self.spec.params)
@@ -150,11 +190,26 @@ class _Expander:
             message = e.message if isinstance(e, ExprError) else f"{subject} {e.message}"
             raise type(e)(message, at.loc(), path or at.path) from None
 
-    def template(self, text: str, env: dict, at: Where, path: str) -> str:
-        name = re.sub(r"\{([^{}]*)\}", lambda m: str(self.resolve(VALUE, m.group(1), env, at, path, "names")), text)
-        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_-]*", name):
-            raise self.fail(f"names template {text!r} gives {name!r}, not a valid name", at, path)
-        return name
+    def template(self, text: str, env: dict, at: Where, path: str, what: str = "names") -> str:
+        """A `names:` template's name, or (what="from") a `from:` path with templates: each `{expression}` replaced by
+        its value; the result follows the name rule (kinds.py), as a written name does."""
+        result = re.sub(r"\{([^{}]*)\}", lambda m: str(self.resolve(VALUE, m.group(1), env, at, path, what)), text)
+        if what == "names":
+            problem = None if is_module_name(result) else name_problem(result, dash=True)
+            if problem is None and result in RESERVED:
+                problem = f"{result!r} is reserved ({', '.join(RESERVED)} cannot name an item)"
+        else:
+            problem = None if is_module_path(result) else path_problem(result)
+        if problem:
+            raise self.fail(f"{what} template {text!r} gives {result!r}: {problem}", at, path)
+        return result
+
+    def framed(self, names: dict, root: bool = False) -> Frame | None:
+        """Make the names `from:` sees: these, then (unless `root`: a block's body) the enclosing frames'. Returns the
+        frame to restore (`self.frame = outer`, in a `finally`): a plain call, as it runs for every construct."""
+        outer = self.frame
+        self.frame = Frame(names, None if root else outer)
+        return outer
 
     # -- nodes --------------------------------------------------------------------------------------------
     def add(self, op: str, attrs: dict, inputs: list, module: str, at: Where):
@@ -171,12 +226,13 @@ class _Expander:
             big = next(d for d in shape if not -MAX_MAGNITUDE <= d <= MAX_MAGNITUDE)
             raise ShapeError(f"{op} output shape [{', '.join(map(show, shape))}]: {show(big)} is out of range "
                              "(numbers are finite and within +-2^62)", loc, module)
-        name = self.modules.claim(module, op, attrs, STATEFUL in OPS[op], loc)
+        name = self.modules.claim(module, op, attrs, STATEFUL in OPS[op], loc, tuple(self.calls))
         if len(self.g) >= self.limits.nodes:
             self.stop(self.fail(f"the spec expands to more than {self.limits.nodes:,} nodes "
                                 f"{self.limits.exceeded('nodes')}", at, module, LimitError))
         self.g.add(Node(name, op, attrs, module, loc, shape), inputs)
         self.values[module] = name
+        self.made[module] = self.call_ids[-1]
         return name
 
     def internal(self, op: str, attrs: dict, inputs: list, scope: Scope, at: Where):
@@ -199,12 +255,11 @@ class _Expander:
         return x
 
     # -- items --------------------------------------------------------------------------------------------
-    def emit(self, item: Item, env: dict, x, scope: Scope, name: str | None = None, positional: bool = False,
-             local: dict | None = None):
+    def emit(self, item: Item, env: dict, x, scope: Scope, name: str | None = None, positional: bool = False):
         """Expand one item on input(s) x in `scope` and return its output, or None when its `when:` leaves it
         out. `name`: its name, if written; a `positional` item stands in a sequence position. `from:` resolves
-        against `local` (the enclosing sequence's names) and the scope's names. An item that fails is reported
-        and yields POISON."""
+        against the names visible here (self.frame) and the scope's. An item that fails is reported and yields
+        POISON."""
         self.step(1, item.where, scope.prefix)
         if self.depth >= ITEM_DEPTH:
             self.stop(self.fail(f"items nest deeper than {ITEM_DEPTH} (lists, constructs and block calls; a block "
@@ -215,7 +270,7 @@ class _Expander:
                                                           scope.prefix, "when"):
                 return None
             if item.from_ is not None:
-                x = self.resolve_from(item, local or {}, scope)
+                x = self.resolve_from(item, env, scope)
             if item.kind == "block" and item.value not in self.program.blocks:
                 item = self.callee(item, env, scope)
                 if item is None:  # a block argument that is `none`: nothing here
@@ -226,15 +281,22 @@ class _Expander:
             if item.kind in OPS:
                 return self.op(item, env, x, scope, name)
             construct = CONSTRUCTS[item.kind]
+            if x is ABSENT or isinstance(x, tuple) and ABSENT in x:  # from: names an item its `when:` left out
+                raise self.absent(item, scope.prefix)
             if item.kind != "block":  # a block call may take several inputs (`from: [a, b]`)
                 x = self.single(x, item.where, scope.prefix)
             if construct.scope == "pass":
                 return EXPANSIONS[item.kind](self, item, env, x, scope, name)
             if construct.scope == "own" or name:
                 scope = scope.child(name or scope.take())
-            out = EXPANSIONS[item.kind](self, item, env, x, scope, None)
+            outer = self.framed({"input": (x, None)})
+            try:
+                out = EXPANSIONS[item.kind](self, item, env, x, scope, None)
+            finally:
+                self.frame = outer
             if scope.prefix and out is not POISON:
                 self.values[scope.prefix] = out
+                self.made[scope.prefix] = self.call_ids[-1]
             return out
         except UnknownValue:
             return POISON
@@ -266,16 +328,56 @@ class _Expander:
                             scope.prefix, UnknownNameError)
         return Item(callee, with_, item.where, name=item.name)
 
-    def resolve_from(self, item: Item, local: dict, scope: Scope):
-        names = {**self.block_inputs[-1], **scope.names, **local}  # a block's own input1, input2, ... too
+    def resolve_from(self, item: Item, env: dict, scope: Scope):
+        """The values `from:` names: each a name visible here (this sequence's items so far, an enclosing sequence's,
+        `input`, a repeat's `carry`, a block's `input1`...; then the scope's names), or a module path — a visible
+        name's scope and a path inside it (`transition1.0`), or a path inside this scope (a numbered position `0`,
+        an item of an earlier scope `grp.b`); `{expression}` templates first evaluated. A named item that its
+        `when:` left out is ABSENT."""
         ids = []
-        for ref in item.from_:
-            if ref not in names:
-                known = ", ".join(list(local) + [n for n in names if n not in local])
-                raise self.fail(f"from: no earlier item named {ref!r} here (known: {known})",
-                                item.where.child("from"), scope.prefix, UnknownNameError)
-            ids.append(names[ref])
+        for i, written in enumerate(item.from_):
+            at = item.where.child("from", i) if len(item.from_) > 1 else item.where.child("from")
+            ref = self.template(written, env, at, scope.prefix, "from") if "{" in written else written
+            value = self.lookup(ref, scope)
+            if value is None:
+                raise self.fail(f"from: no earlier item named {ref!r} here ({self.visible(scope)})", at,
+                                scope.prefix, UnknownNameError)
+            ids.append(value)
         return ids[0] if len(ids) == 1 else tuple(ids)
+
+    def lookup(self, ref: str, scope: Scope):
+        """The value a `from:` reference names, or None."""
+        first, _, rest = ref.partition(".")
+        hit = self.frame.find(first) if self.frame is not None else None
+        if hit is None and self.scoped(first, scope):
+            hit = scope.names[first][0], scope.path(first)
+        if hit is not None:
+            value, path = hit
+            if not rest:
+                return value
+            return self.values.get(f"{path}.{rest}") if path is not None and value is not ABSENT else None
+        path = scope.path(ref)
+        return self.values[path] if self.made.get(path) == self.call_ids[-1] else None
+
+    def scoped(self, name: str, scope: Scope) -> bool:
+        """Whether a name of the scope (bound by a sequence that is over: a residual's body, for its shortcut) is
+        visible here: bound within the same block call (a block's body does not see its caller's names)."""
+        return name in scope.names and scope.names[name][1] == self.call_ids[-1]
+
+    def visible(self, scope: Scope) -> str:
+        """What `from:` could name here, for a message: the visible names, and module paths in this scope."""
+        names = self.frame.visible() if self.frame is not None else []
+        names += [n for n in scope.names if n not in names and self.scoped(n, scope)]
+        inside = scope.prefix + "." if scope.prefix else ""
+        call = self.call_ids[-1]
+        paths = [p[len(inside):] for p in self.values if p.startswith(inside) and p[len(inside):] not in names
+                 and p != "input" and self.made.get(p) == call][:12]
+        text = f"visible: {', '.join(names) or 'nothing'}"
+        return text + (f"; paths in this scope: {', '.join(paths)}{' ...' * (len(paths) == 12)}" if paths else "")
+
+    def absent(self, item: Item, path: str) -> ArchcError:
+        return self.fail("from: an item it names is left out by its `when:`; only a join leaves such inputs out",
+                         item.where.child("from"), path)
 
     def op(self, item: Item, env: dict, x, scope: Scope, name: str | None):
         op = OPS[item.kind]
@@ -290,6 +392,11 @@ class _Expander:
             if not _has_expression(item.value):  # the same attributes wherever the item is expanded
                 self.literal[item] = attrs, work
         attrs = dict(attrs)
+        if isinstance(x, tuple) and ABSENT in x or x is ABSENT:  # from: names an item its `when:` left out
+            if JOIN not in op or x is ABSENT:
+                raise self.absent(item, path)
+            x = tuple(v for v in x if v is not ABSENT)
+            x = x[0] if len(x) == 1 else x
         if op.arity == 1:
             x = self.single(x, item.where, path)
         elif op.arity is not None and len(x if isinstance(x, tuple) else (x,)) != op.arity:
@@ -298,15 +405,22 @@ class _Expander:
         return self.add(op.name, attrs, list(x) if isinstance(x, tuple) else [x], path, item.where)
 
     def seq(self, item: Item, env: dict, x, scope: Scope, name=None):
-        local = {"input": x}
-        for it in item.value:
-            out = self.emit(it, env, x, scope, positional=True, local=local)
-            if out is None:
-                continue
-            if it.name:
-                scope.counter += 1
-                local[it.name] = scope.names[it.name] = out
-            x = out
+        outer = self.framed({"input": (x, None)})
+        frame = self.frame
+        try:
+            for it in item.value:
+                out = self.emit(it, env, x, scope, positional=True)
+                if out is None:  # left out: a join reading its name leaves it out
+                    if it.name and it.name not in frame.names:
+                        frame.names[it.name] = (ABSENT, scope.path(it.name))
+                    continue
+                if it.name:
+                    scope.counter += 1
+                    frame.names[it.name] = (out, scope.path(it.name))
+                    scope.names[it.name] = (out, self.call_ids[-1])
+                x = out
+        finally:
+            self.frame = outer
         return x
 
     def block(self, item: Item, env: dict, x, scope: Scope, name: str | None):
@@ -328,11 +442,16 @@ class _Expander:
                 benv[k] = self.resolve(arg.kind, arg.default, benv, block.where.child("args", k), path, subject)
         for k, v in block.let.items():
             benv[k] = self.resolve(VALUE, v, benv, block.where.child("let", k), path, k)
-        self.block_inputs.append({f"input{j}": v for j, v in enumerate(inputs[1:], 1)})
+        inputs = {"input": (x, None), **{f"input{j}": (v, None) for j, v in enumerate(inputs[1:], 1)}}
+        self.calls.append(item.where)
+        self.call_ids.append(self.steps)  # a number no other call has: the work done so far grows with every call
+        outer = self.framed(inputs, root=True)
         try:
             return self.emit(block.body, benv, x, scope, name)
         finally:
-            self.block_inputs.pop()
+            self.frame = outer
+            self.calls.pop()
+            self.call_ids.pop()
 
     def iterations(self, written, env: dict, at: Where, path: str) -> list[dict]:
         """What a repeat binds in each iteration: nothing (a count), a table's row (its columns), or the items of
@@ -375,21 +494,44 @@ class _Expander:
         return rows
 
     def repeat(self, item: Item, env: dict, x, scope: Scope, name=None):
+        """Each iteration on the previous one's output (the repeat's input for the first), which `carry:` names in the
+        body; the output is the last iteration's, or with `join:` the join of every iteration's. An anonymous
+        iteration that is a unit takes its position in the sequence; with `carry:` (a loop inside one module, as
+        Res2Net's) it does not: its names join the enclosing scope, unless `names:` names it."""
         rows = self.iterations(item.value, env, item.where.child("repeat"), scope.prefix)
         keys = item.keys
         body = Item("block", keys["block"], item.where, {"with": keys.get("with", {})}) if "block" in keys \
             else keys["body"]
-        n = len(rows)
+        n, outs = len(rows), []
         for i, row in enumerate(rows):
             ienv = {**env, "i": i, "n": n, **row}
             iname = self.template(keys["names"], ienv, item.where.child("names"), scope.prefix) \
                 if "names" in keys else None
-            x = self.emit(body, ienv, x, scope, iname, positional=True) or x
-        return x
+            if "carry" in keys:  # a frame for each iteration: its carry
+                outer = self.framed({keys["carry"]: (x, None)})
+                try:
+                    out = self.emit(body, ienv, x, scope, iname, positional=False)
+                finally:
+                    self.frame = outer
+            else:
+                out = self.emit(body, ienv, x, scope, iname, positional=True)
+            if out is not None:
+                outs.append(out)
+                x = out
+        if "join" not in keys:
+            return x
+        if not outs:
+            raise self.fail(f"repeat {keys['join']}: no iteration to join (every one is left out, or none runs)",
+                            item.where, scope.prefix, ShapeError)
+        return self.internal(keys["join"], {}, outs, scope, item.where)
 
     def branches(self, item: Item, env: dict, x, scope: Scope, name=None):
+        """Every branch on the input, joined; a branch its `when:` leaves out is not an input of the join."""
         named = item.value.items() if isinstance(item.value, dict) else ((None, b) for b in item.value)
-        outs = [self.emit(b, env, x, scope, bname) or x for bname, b in named]
+        outs = [out for bname, b in named if (out := self.emit(b, env, x, scope, bname)) is not None]
+        if not outs:
+            raise self.fail("branches: every branch is left out by its `when:` (nothing to join)", item.where,
+                            scope.prefix, ShapeError)
         return self.internal(item.keys["join"], {}, outs, scope, item.where)
 
     def residual(self, item: Item, env: dict, x, scope: Scope, name=None):
@@ -431,10 +573,12 @@ class _Expander:
         xs, bs = self.g[x].shape, self.g[body].shape
         if xs == bs:
             return x
-        if len(xs) != 3 or len(bs) != 3 or xs[1] % bs[1] or xs[2] % bs[2] or xs[1] // bs[1] != xs[2] // bs[2]:
-            raise self.fail(f"no 1x1 projection maps {list(xs)} to {list(bs)}", at, scope.prefix, ShapeError)
+        stride = projection_stride(xs, bs)
+        if isinstance(stride, str):
+            raise self.fail(f"shortcut auto: no 1x1 projection maps the input {list(xs)} to the body's output "
+                            f"{list(bs)}: {stride}", at, scope.prefix, ShapeError)
         pscope = scope.child(spec["auto"] if isinstance(spec, dict) else "downsample")
-        attrs = self.op_args(OPS["conv"], {"out": bs[0], "k": 1, "stride": xs[1] // bs[1], "bias": False}, env,
+        attrs = self.op_args(OPS["conv"], {"out": bs[0], "k": 1, "stride": list(stride), "bias": False}, env,
                              at, pscope.prefix)
         s = self.add("conv", attrs, [x], pscope.path(pscope.take()), at)
         if not isinstance(spec, dict) or spec["bn"]:
@@ -488,6 +632,27 @@ class _Expander:
         if out is not POISON:
             self.g.outputs.append(Output(scope.prefix, out, True))
         return x
+
+
+def projection_stride(xs: tuple, bs: tuple) -> tuple[int, int] | str:
+    """The stride (per axis, the smallest; one stride for both axes where one fits) of the 1x1 conv without padding
+    that maps a [C, H, W] input to a body's output of another shape — its size along an axis is ceil(n / s), so s
+    fits where n / m <= s < n / (m - 1) — or why there is none."""
+    if len(xs) != 3 or len(bs) != 3:
+        return "both must be [C, H, W] maps"
+    ranges = []
+    for axis, (n, m) in enumerate(zip(xs[1:], bs[1:])):
+        what = ("rows", "columns")[axis]
+        if m > n:
+            return f"a strided conv cannot enlarge {n} {what} to {m}"
+        lo, hi = -(-n // m), (n - 1) // (m - 1) if m > 1 else MAX_MAGNITUDE  # the s with ceil(n / s) == m
+        if lo > hi:
+            return (f"no stride takes {n} {what} to {m} (stride {lo - 1} gives {-(-n // (lo - 1))}, stride {lo} "
+                    f"gives {-(-n // lo)})")
+        ranges.append((lo, hi))
+    (lo0, hi0), (lo1, hi1) = ranges
+    common = max(lo0, lo1)
+    return (common, common) if common <= min(hi0, hi1) else (lo0, lo1)
 
 
 def _scalars(v, in_list: bool = False) -> int:

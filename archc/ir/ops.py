@@ -398,6 +398,129 @@ def _act(name: str):
     return lambda a: name
 
 
+# constant arithmetic, reductions and softmax over a dimension, slices ----------------------------------------------
+
+OVER = ("channels", "groups", "height", "width", "space")
+"""What a reduction or softmax runs over: all channels; across `groups` consecutive groups of channels (the channels
+as [groups, C / groups], reduced along the groups: SKNet's paths, split attention's radix); the height, the width,
+or both (`space`)."""
+_AXES = {"channels": (0,), "height": (1,), "width": (2,), "space": (1, 2)}
+
+
+def _over(op: str, a: dict, in_shapes: list[Shape]) -> Shape:
+    """The one input, checked against `over` (and `groups`, which goes with over: groups)."""
+    if len(in_shapes) != 1:
+        raise ShapeError(f"{op} over {a['over']} takes one input, got {len(in_shapes)}")
+    (s,) = in_shapes
+    over, groups = a["over"], a.get("groups")
+    if (over == "groups") != (groups is not None):
+        raise ShapeError(f"{op}: `groups` goes with `over: groups`" if groups is not None
+                         else f"{op} over groups needs `groups`, the number of groups")
+    if over == "groups" and s[0] % groups:
+        raise ShapeError(f"{op} groups={groups} must divide the channels of {list(s)}")
+    if over in ("height", "width", "space") and len(s) != 3:
+        raise ShapeError(f"{op} over {over} needs a [C, H, W] input, got {list(s)}")
+    return s
+
+
+def _reduce_shape(op: str):
+    def shape(a, in_shapes):
+        s = _over(op, a, in_shapes)
+        if a["over"] == "groups":
+            return (s[0] // a["groups"], *s[1:])
+        return tuple(1 if axis in _AXES[a["over"]] else n for axis, n in enumerate(s))
+
+    return shape
+
+
+def _reduce_window(a, in_shapes) -> Window | None:
+    """Each output reads every position along the axes it reduces: the whole extent there (a global pooling)."""
+    s = in_shapes[0]
+    if len(s) != 3 or a["over"] not in ("height", "width", "space"):
+        return None
+    axes = _AXES[a["over"]]
+    k = tuple(n if axis + 1 in axes else 1 for axis, n in enumerate(s[1:]))
+    return Window(k, k, floor=False)
+
+
+def _softmax_window(a, in_shapes) -> Window | None:
+    """A softmax over the height, width or both: each output reads the whole extent there (as a normalisation over
+    the map), centred on the map's centre pixel (exact there)."""
+    s = in_shapes[0]
+    if len(s) != 3 or a["over"] not in ("height", "width", "space"):
+        return None
+    axes = _AXES[a["over"]]
+    k = tuple(n if axis + 1 in axes else 1 for axis, n in enumerate(s[1:]))
+    return Window(k, (1, 1), pad=tuple(n // 2 for n in k), floor=False)
+
+
+def _mean_shape(a, in_shapes):
+    if a["over"] is None:
+        return _elementwise_shape("mean")(a, in_shapes)
+    if a["drop_path"]:
+        raise ShapeError("mean over a dimension takes no drop_path (it is the mean of one input)")
+    return _reduce_shape("mean")(a, in_shapes)
+
+
+DIMS = ("channels", "height", "width")
+"""The dimension a slice or split cuts: [C, H, W]'s axes (channels only on [F])."""
+
+
+def _dim(op: str, a: dict, s: Shape) -> int:
+    axis = DIMS.index(a["dim"])
+    if axis >= len(s):
+        raise ShapeError(f"{op} along the {a['dim']} needs a [C, H, W] input, got {list(s)}")
+    return axis
+
+
+def slice_range(a: dict, s: Shape) -> tuple[int, int, int]:
+    """A slice's axis and its [start, end) in the input `s`: negative start or end count from the dimension's end, as
+    Python's; a slice out of range or empty is an error (Python would clamp it), naming the dimension's size."""
+    axis = _dim("slice", a, s)
+    n = s[axis]
+    start = a["start"] + n if a["start"] < 0 else a["start"]
+    end = n if a["end"] is None else a["end"] + n if a["end"] < 0 else a["end"]
+    if not 0 <= start < end <= n:
+        written = f"{a['start']}:{'' if a['end'] is None else a['end']}"
+        raise ShapeError(f"slice {written} of the {a['dim']} is out of range for {list(s)} (the {a['dim']} "
+                         f"are 0..{n}; the slice must hold at least one)")
+    return axis, start, end
+
+
+def split_range(a: dict, s: Shape) -> tuple[int, int, int]:
+    """A split's axis and the [start, end) of its index-th part."""
+    axis = _dim("split", a, s)
+    sizes, index = a["sizes"], a["index"]
+    if sum(sizes) != s[axis]:
+        raise ShapeError(f"split sizes {list(sizes)} add up to {sum(sizes)}, not the {s[axis]} {a['dim']} of "
+                         f"{list(s)}")
+    if index >= len(sizes):
+        raise ShapeError(f"split index {index} is out of range for {len(sizes)} parts")
+    start = sum(sizes[:index])
+    return axis, start, start + sizes[index]
+
+
+def _cut_shape(cut):
+    def shape(a, in_shapes):
+        (s,) = in_shapes
+        axis, start, end = cut(a, s)
+        return tuple(end - start if i == axis else n for i, n in enumerate(s))
+
+    return shape
+
+
+def _cut_window(cut):
+    def window(a, in_shapes) -> Window | None:
+        """A cut along the height or width moves the field's start by the rows or columns cut off before."""
+        s = in_shapes[0]
+        axis, start, _ = cut(a, s)
+        if len(s) != 3:
+            return None
+        return Window((1, 1), (1, 1), pad=tuple(-start if i + 1 == axis else 0 for i in range(2)), floor=False)
+
+    return window
+
+
 # arguments ---------------------------------------------------------------------------------------------
 
 def _int(default=REQUIRED, doc="", lo=1):
@@ -410,17 +533,23 @@ def _pair(default=REQUIRED, doc="", lo=1):
 
 _PROB = Float(0.0, 1.0)
 _CONV_ARGS = {
-    "out": _int(doc="output channels"), "k": _pair(doc="kernel size"), "stride": _pair(1),
-    "pad": _pair(0, lo=0), "dilation": _pair(1), "groups": _int(1), "bias": Arg(Bool(), True),
+    "out": _int(doc="output channels"), "k": _pair(doc="kernel size"), "stride": _pair(1, "the window's step"),
+    "pad": _pair(0, "zeros added before and after, per axis", lo=0),
+    "dilation": _pair(1, "the spacing of the kernel's taps"),
+    "groups": _int(1, "input and output channels in this many groups, each convolved on its own (depthwise: the "
+                      "input channels)"),
+    "bias": Arg(Bool(), True, "a learned bias per output channel"),
     "table": Arg(List(List(Int(lo=0, expr=False), min=1), min=1), None,
                  "connection table: row j lists the input channels of output j (LeNet-5's C3)"),
 }
 _POOL_ARGS = {
     "k": _pair(doc="window size"),
     "stride": _pair(None, doc="default: the window size"),
-    "pad": _pair(0, lo=0),
-    "ceil": Arg(Bool(), False, "ceil_mode"),
+    "pad": _pair(0, "padding before and after, per axis (at most half the window)", lo=0),
+    "ceil": Arg(Bool(), False, "ceil_mode: a last window that starts inside the input may run past it"),
 }
+_GROUPS = _int(None, doc="with over: groups, the number of groups (divides the channels)")
+_DIM = Arg(Choice(DIMS), "channels", "the dimension cut")
 _ACT = frozenset({ACTIVATION, FUSABLE})
 
 _OPS = [
@@ -428,7 +557,9 @@ _OPS = [
        params=_conv_params, macs=_conv_macs, buffers=_conv_buffers, window=_sliding,
        categories=frozenset({WEIGHT, CONV, STATEFUL})),
     Op("bn", "Batch normalisation (2-D on [C,H,W], 1-D on [F]).", _same,
-       {"eps": Arg(Float(lo=0.0), 1e-5), "momentum": Arg(_PROB, 0.1), "affine": Arg(Bool(), True)},
+       {"eps": Arg(Float(lo=0.0), 1e-5, "added to the variance"),
+        "momentum": Arg(_PROB, 0.1, "the running statistics' update rate in training"),
+        "affine": Arg(Bool(), True, "a learned weight and bias per channel")},
        params=lambda a, i, o: 2 * i[0][0] if a["affine"] else 0, buffers=lambda a, i, o: 2 * i[0][0] + 1,
        categories=frozenset({NORM, AFFINE, STATEFUL})),
     Op("relu", "ReLU.", _same, categories=_ACT, act=_act("relu")),
@@ -447,7 +578,34 @@ _OPS = [
        categories=_ACT, act=_act("hardsigmoid")),
     Op("leaky_relu", "Leaky ReLU: x, or slope * x below 0.", _same, {"slope": Arg(Float(), 0.01)}, categories=_ACT,
        act=lambda a: "leaky_relu" if a["slope"] == 0.01 else None),
-    Op("softmax", "Softmax over channels.", _same),
+    Op("softmax", "Softmax over the channels (default), across groups of channels (the channels as [groups, C / "
+       "groups], softmax along the groups: SKNet's attention across its paths, split attention's radix), or over the "
+       "height, width or both (`space`); the shape is unchanged. Not fused: it runs as its own module.",
+       lambda a, i: _over("softmax", a, i),
+       {"over": Arg(Choice(OVER), "channels", "what the softmax normalises over"), "groups": _GROUPS},
+       window=_softmax_window),
+    Op("sum", "Sum of one input over a dimension: the channels ([1, H, W]), across groups of channels ([C / groups, "
+       "H, W]: SKNet's sum of its paths), the height ([C, 1, W]), the width ([C, H, 1]) or both (`space`: [C, 1, 1]). "
+       "Several inputs are summed by `add`.", _reduce_shape("sum"),
+       {"over": Arg(Choice(OVER), doc="what is summed over"), "groups": _GROUPS}, window=_reduce_window),
+    Op("affine", "A constant affine map, scale * x + shift, with fixed numbers (not learned; `scale` is the learned "
+       "per-channel one): Inception-ResNet's residual scale `{affine: {scale: 0.17}}`, a negation `{affine: {scale: "
+       "-1}}`. Pointwise; not fused: it runs as its own module.", _same,
+       {"scale": Arg(Float(), 1.0, "the factor"), "shift": Arg(Float(), 0.0, "the constant added")}),
+    Op("slice", "The part [start, end) of one dimension (the channels by default; the height or width), as Python's "
+       "x[:, start:end]: a negative start or end counts from the end, end defaults to the end; out of range or empty "
+       "is an error (never clamped). A view (GhostNet's out[:, :out_chs], DPN's x[:, :bw]).",
+       _cut_shape(slice_range),
+       {"start": Arg(Int(), 0, "the first index kept (negative: from the end)"),
+        "end": Arg(Int(), None, "the index after the last kept (negative: from the end; default: the end)"),
+        "dim": _DIM},
+       window=_cut_window(slice_range), categories=frozenset({VIEW})),
+    Op("split", "The index-th of parts of the given sizes along one dimension (torch.split with a list of sizes; "
+       "the sizes add up to the dimension's size); a view. `chunk` splits into equal parts.",
+       _cut_shape(split_range),
+       {"sizes": Arg(List(Int(lo=1), min=1, expr=True), doc="the size of each part, in order"),
+        "index": _int(doc="which part, from 0", lo=0), "dim": _DIM},
+       window=_cut_window(split_range), categories=frozenset({VIEW})),
     Op("layernorm", "Layer normalisation over the channels: per pixel on [C,H,W] (torchvision's LayerNorm2d, "
        "ConvNeXt's LayerNorm on NHWC), over the features on [F]; weight and bias [C].", _same,
        {"eps": Arg(Float(lo=0.0), 1e-5)}, params=lambda a, i, o: 2 * i[0][0],
@@ -515,11 +673,17 @@ _OPS = [
        categories=frozenset({JOIN, CONCAT})),
     Op("add", "Elementwise sum of inputs, broadcasting sizes of 1 ([C,1,1] + [C,H,W]).", _broadcast_shape("add"),
        arity=None, categories=frozenset({JOIN, SUM})),
+    Op("sub", "The first input minus the second, broadcasting sizes of 1 (`{sub: null, from: [a, b]}`: a - b).",
+       _broadcast_shape("subtract"), arity=2, categories=frozenset({JOIN})),
     Op("mul", "Elementwise product of inputs, broadcasting sizes of 1 (squeeze-excitation's [C,1,1] gate times "
        "[C,H,W]).", _broadcast_shape("multiply"), arity=None, categories=frozenset({JOIN})),
     Op("mean", "Elementwise mean of inputs; with drop_path > 0, each input is dropped with that probability "
-       "in training (at least one kept) and the mean is over survivors (FractalNet's local drop-path).",
-       _elementwise_shape("mean"), {"drop_path": Arg(_PROB, 0.0)}, arity=None, categories=frozenset({JOIN})),
+       "in training (at least one kept) and the mean is over survivors (FractalNet's local drop-path). With `over`, "
+       "the mean of one input over a dimension, shaped as `sum`'s (`{mean: {over: space}}` is `gap`).",
+       _mean_shape, {"drop_path": Arg(_PROB, 0.0, "in training, each input's probability of being left out"),
+                     "over": Arg(Choice(OVER), None, "a dimension to average one input over, as sum's"),
+                     "groups": _GROUPS},
+       window=lambda a, i: _reduce_window(a, i) if a["over"] else None, arity=None, categories=frozenset({JOIN})),
     Op("input", "The network input.", lambda a, i: tuple(a["shape"]), {"shape": Arg(List(Int(lo=1)))}, arity=0,
        categories=frozenset({INPUT, INTERNAL})),
 ]
@@ -532,6 +696,7 @@ _OPS.append(Op(
     window=_sliding, arity=None, categories=frozenset({WEIGHT, STATEFUL, INTERNAL})))
 for _op in _OPS:
     register(_op)
+BUILTIN = tuple(op.name for op in _OPS)  # archc's own ops, in the table's order (plugins register theirs later)
 
 
 def fusable_activations() -> set[str]:

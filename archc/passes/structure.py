@@ -9,6 +9,10 @@ from archc.ir.graph import Graph
 from archc.passes import register
 
 
+UNUSED = ("node feeds no output: nothing that reaches an output reads it (a `from:` skipped it? every item's value is "
+          "read by the next item, a `from:`, or `outputs:`; remove the item, or read it)")
+
+
 @register("verify")
 def verify(g: Graph) -> None:
     """The graph keeps its invariants (Graph.lint), and every node is reachable from the input and feeds an
@@ -21,7 +25,7 @@ def verify(g: Graph) -> None:
         if node.name not in reach:
             errors.add(SpecError("node is not reachable from the input", node.loc, node.name))
         elif node.name not in feeds and all(i in feeds for i in g.inputs(node.name)):
-            errors.add(SpecError("node feeds no output (a `from:` skipped it?)", node.loc, node.name))
+            errors.add(SpecError(UNUSED, node.loc, node.name))
     errors.raise_if_any()
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from archc.spec.kinds import (ArgDecl, Bool, Choice, Const, Float, Int, List, ModuleName, Name, Number,
-                              ParamValue, Str, VALUE)
+from archc.spec import kinds
+from archc.spec.kinds import (ArgDecl, Bool, Choice, Const, Float, Int, List, ModuleName, ModulePath, Name, Number,
+                              ParamValue, Str, VALUE, templated_path)
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,8 @@ class Construct:
     scope); "pass": its name goes to what it expands to (a block call names the block's body).
     unit: whether, anonymous in a sequence, it takes its position as its name: "always", "never", or
     "contents" (when it holds named items or such units; otherwise its items are spliced, numbered on).
-    nameable: its key may also name an item (`fractal: {fractal: ...}`), when the value is a node.
+    nameable: its key may also name an item (`fractal: {fractal: ...}`, `repeat: {repeat: 10, ...}`), when its value
+    is a node the construct cannot take (read.py's _names_a_node); the others' keys are RESERVED.
     """
 
     name: str
@@ -183,10 +185,16 @@ _REPEAT = OneOf((Int(), TABLE, Mapping(List(VALUE, expr=True), min=1)))
 _CONSTRUCTS = [
     Construct("seq", "A sequence: each item takes the previous item's output (a plain list is one too).", SEQ),
     Construct("repeat", "Repeat a block or a body: a count, a table's rows (binding its columns), or lists in step "
-              "({name: list, ...}); `i` (0-based) and `n` are bound in `with`, `body` and `names`.",
+              "({name: list, ...}); `i` (0-based) and `n` are bound in `with`, `body` and `names`. Each iteration "
+              "takes the previous one's output; `carry: name` names that value in the body (the repeat's input "
+              "for i = 0), and `join:` makes the output the join of every iteration's output instead of the last.",
               _REPEAT, keys={"block": Key(BlockRef()), "with": Key(WITH), "body": Key(NODE),
-                           "names": Key(TEMPLATE, doc="names the iterations: 'layer{i + 1}'")},
-              one_of=("block", "body"), unit="never"),
+                           "names": Key(TEMPLATE, doc="names the iterations: 'layer{i + 1}'"),
+                           "carry": Key(ModuleName(), doc="the name `from:` reads the previous iteration's output "
+                                                          "by (the repeat's input in the first)"),
+                           "join": Key(OpRef("join"), doc="the output: this join of every iteration's output "
+                                                           "(default: the last iteration's)")},
+              one_of=("block", "body"), unit="never", nameable=True),
     Construct("block", "Call a block with arguments (a block, or a block argument naming a block or op).",
               BlockRef(), keys={"with": Key(WITH)}, scope="pass", nameable=True),
     Construct("module", "A sequence that is a module of its own: anonymous, it takes its position as its name and "
@@ -194,7 +202,7 @@ _CONSTRUCTS = [
               scope="own", unit="always"),
     Construct("branches", "Parallel branches from the same input, joined (concat by default).",
               OneOf((List(ITEM, min=1), Mapping(NODE, min=1))),
-              keys={"join": Key(OpRef("join"), default="concat")}, unit="never"),
+              keys={"join": Key(OpRef("join"), default="concat")}, unit="never", nameable=True),
     Construct("residual", "body + shortcut, then post; drop_path for stochastic depth.",
               Settings({"body": Key(NODE, True), "shortcut": Key(_SHORTCUT, default="identity"),
                         "post": Key(ITEM), "drop_path": Key(_DROP_PATH),
@@ -217,12 +225,16 @@ _CONSTRUCTS = [
 ]
 CONSTRUCTS: dict[str, Construct] = {c.name: c for c in _CONSTRUCTS}
 
+FROM_PATH = templated_path()
 MODIFIERS: dict[str, Key] = {
-    "from": Key(OneOf((ModuleName(), List(ModuleName(), min=1))),
-                doc="take input(s) from earlier named items of this scope (or `input`)"),
+    "from": Key(OneOf((FROM_PATH, List(FROM_PATH, min=1))),
+                doc="take input(s) from earlier items: a name visible here (this sequence's, an enclosing one's, "
+                    "`input`, a repeat's `carry`), or a module path into an earlier scope (`transition1.0`); "
+                    "names may hold {expression} templates (`spx.{i}`)"),
     "when": Key(Bool(), doc="include the item only when this is true"),
 }
-# Words that cannot name an item: constructs whose key is never a name, the modifiers, and `input`.
+# Words that cannot name an item: constructs whose key is never a name (their value is always a node), the modifiers,
+# and `input`. The other constructs' keys name an item when their value is a node the construct cannot take.
 RESERVED = (*(c.name for c in _CONSTRUCTS if not c.nameable), *MODIFIERS, "input")
 # Keys that only stand beside a construct (and so mark a mapping as a node, not as op arguments).
 SIBLINGS = frozenset(k for c in _CONSTRUCTS for k in c.keys)
@@ -256,12 +268,12 @@ EXPECT = Settings({"params": Key(_EXACT), "params_without_aux": Key(_EXACT), "ma
                    "depth": Key(_EXACT, doc="weight layers on the longest path"),
                    "output": Key(List(_EXACT))}, owner="expect")
 TORCHVISION = Key(Name(), doc="the torchvision model whose state_dict this spec's module loads strictly")
-PATH = Str(r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$(?!\n)", "a module path such as layer3 or features.6")
+PATH = ModulePath()
 VARIANT = Settings({"torchvision": TORCHVISION,
                     "expect": Key(EXPECT, doc="this variant's figures, checked when it is selected"),
                     "source": Key(Str())},
                    owner="variant", others=Key(ParamValue()))
-PACKAGE = Str(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$(?!\n)", "a package name")
+PACKAGE = Str(kinds.PACKAGE, "a package name")
 _COMMON = {
     "archc": Key(Const(1), True, doc="spec language version"),
     "source": Key(Str(), doc="where the architecture and its figures come from"),

@@ -17,11 +17,42 @@ from typing import Callable
 
 from archc.errors import SpecError
 
-NAME = r"^[A-Za-z_][A-Za-z0-9_]*$(?!\n)"  # (?!\n): Python's $ also matches before a last newline; ECMA's does not
+# The one rule for names (docs/language.md, *Names*), written once here: the reader, the schema, `names:` and `from:`
+# templates and the expander all use these.
+# - A name (an item's, a scope's: a module name, a state_dict key part) is letters, digits, `_` and `-`, not starting
+#   with `-`: `conv1`, `block1-0` (torchvision's RegNet), `0` (a numbered position, as nn.Sequential's), `repeat`.
+# - An identifier (a name that stands in expressions: parameters, block arguments and lets, table columns, repeat
+#   variables; block and op names) is letters, digits and `_`, not starting with a digit.
+# - A module path joins names with `.`: `layer3.0.conv1`, `transition1.0`.
+IDENTIFIER_PART = "[A-Za-z_][A-Za-z0-9_]*"
+NAME_PART = "[A-Za-z0-9_][A-Za-z0-9_-]*"
+# (?!\n): Python's $ also matches before a last newline; ECMA's does not
+NAME = rf"^{IDENTIFIER_PART}$(?!\n)"  # an identifier
+MODULE_NAME = rf"^{NAME_PART}$(?!\n)"
+MODULE_PATH = rf"^{NAME_PART}(\.{NAME_PART})*$(?!\n)"
+# A path written with `{expression}` templates in its names (`from: "spx.{i}"`): the expander evaluates them, then
+# the result must be a MODULE_PATH.
+_TEMPLATED_PART = r"(?:[A-Za-z0-9_-]|\{[^{}\n]*\})+"
+TEMPLATED_PATH = rf"^(?!-){_TEMPLATED_PART}(\.(?!-){_TEMPLATED_PART})*$(?!\n)"
+PACKAGE = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$(?!\n)"  # a Python package's name (PyPI's rule), not a name
 _NAME = re.compile(NAME)
-# A module name (an item's name, a state_dict key part) may also hold `-`, as torchvision's RegNet `block1-0`.
-MODULE_NAME = r"^[A-Za-z_][A-Za-z0-9_-]*$(?!\n)"
 _MODULE_NAME = re.compile(MODULE_NAME)
+_MODULE_PATH = re.compile(MODULE_PATH)
+_TEMPLATED_PATH = re.compile(TEMPLATED_PATH)
+
+
+def is_identifier(v) -> bool:
+    return isinstance(v, str) and bool(_NAME.match(v))
+
+
+def is_module_name(v) -> bool:
+    return isinstance(v, str) and bool(_MODULE_NAME.match(v))
+
+
+def is_module_path(v) -> bool:
+    return isinstance(v, str) and bool(_MODULE_PATH.match(v))
+
+
 Evaluate = Callable[[str], object]
 
 
@@ -254,35 +285,69 @@ class Str:
 
 @dataclass(frozen=True)
 class Name(Str):
-    """A name: letters, digits and _, not starting with a digit."""
+    """An identifier: a name that stands in expressions (letters, digits and _, not starting with a digit)."""
 
     pattern: str = NAME
     what: str = "a name"
 
     def problem(self, v) -> str | None:
-        return None if isinstance(v, str) and _NAME.match(v) else name_problem(v)
+        return None if is_identifier(v) else name_problem(v)
 
 
 @dataclass(frozen=True)
 class ModuleName(Str):
-    """An item's name, which becomes a module name: letters, digits, _ and -, not starting with a digit or -."""
+    """A name, which becomes a module name: letters, digits, _ and -, not starting with -."""
 
     pattern: str = MODULE_NAME
     what: str = "a name"
 
     def problem(self, v) -> str | None:
-        return None if isinstance(v, str) and _MODULE_NAME.match(v) else name_problem(v, dash=True)
+        return None if is_module_name(v) else name_problem(v, dash=True)
+
+
+@dataclass(frozen=True)
+class ModulePath(Str):
+    """Names joined by `.` (`layer3`, `features.6`, `transition1.0`); with `templates`, its names may hold
+    `{expression}` templates (`spx.{i}`), evaluated where the path is used (then it must be a path)."""
+
+    pattern: str = MODULE_PATH
+    what: str = "a module path such as layer3 or features.6"
+    templates: bool = False
+
+    def matches(self, v) -> bool:
+        return isinstance(v, (str, int)) and not isinstance(v, bool)  # a number: told to quote it
+
+    def problem(self, v) -> str | None:
+        if isinstance(v, str) and re.match(self.pattern, v):
+            return None
+        return path_problem(v, self.templates)
+
+
+def templated_path() -> ModulePath:
+    return ModulePath(TEMPLATED_PATH, "a module path such as layer3, features.6 or spx.{i}", True)
 
 
 def name_problem(v, dash: bool = False) -> str:
     if not isinstance(v, str):
-        return f"must be a name, got {short(v)}"
+        quote = " (a numbered position is written as a string: '0')" if isinstance(v, int) and v >= 0 and dash else ""
+        return f"must be a name, got {short(v)}{quote}"
     allowed = "_-" if dash else "_"
-    why = "starts with a digit" if v[:1].isdigit() else "starts with '-'" if v[:1] == "-" else "is empty" if not v \
+    why = "starts with '-'" if v[:1] == "-" and dash else "starts with a digit" if v[:1].isdigit() and not dash \
+        else "is empty" if not v \
         else f"has {next(c for c in v if not (c.isalnum() or c in allowed))!r}" if v.isascii() else "is not ASCII"
-    rule = "letters, digits, _ and -, not starting with a digit or -" if dash else \
-        "letters, digits and _, not starting with a digit"
-    return f"{short(v)} is not a valid name: it {why} (names are {rule})"
+    rule = "names are letters, digits, _ and -, not starting with -" if dash else \
+        "names that stand in expressions are letters, digits and _, not starting with a digit"
+    return f"{short(v)} is not a valid name: it {why} ({rule})"
+
+
+def path_problem(v, templates: bool = False) -> str:
+    """Why `v` is not a module path: the first of its names that is not a name."""
+    if not isinstance(v, str):
+        return name_problem(v, dash=True).replace("a name", "a module path", 1)
+    for part in v.split("."):
+        if not is_module_name(part) and not (templates and "{" in part):
+            return f"{short(v)} is not a valid module path: " + name_problem(part, dash=True)
+    return f"{short(v)} is not a valid module path (names joined by '.')"
 
 
 @dataclass(frozen=True)
@@ -325,7 +390,7 @@ _DATUM = (int, float, str)  # a number, true/false (an int), or a name such as a
 
 
 def _datum(v) -> bool:
-    return isinstance(v, _DATUM) and (not isinstance(v, str) or bool(_MODULE_NAME.match(v)))
+    return isinstance(v, _DATUM) and (not isinstance(v, str) or is_module_name(v))
 
 
 @dataclass(frozen=True)
@@ -360,7 +425,7 @@ class ParamValue:
 
 
 def table_problem(columns, rows) -> str | None:
-    if not isinstance(columns, list) or not columns or not all(isinstance(c, str) and _NAME.match(c) for c in columns):
+    if not isinstance(columns, list) or not columns or not all(is_identifier(c) for c in columns):
         return f"a table's columns must be a list of names, got {short(columns)}"
     if len(set(columns)) != len(columns):
         return f"a table's columns must differ, got {short(columns)}"
@@ -425,7 +490,7 @@ class Symbol:
             try:
                 v = ev(v)
             except SpecError:
-                if _NAME.match(v):  # a bare name that names nothing
+                if is_identifier(v):  # a bare name that names nothing
                     raise SpecError(f"{v!r} is not an op, a block or none") from None
                 raise
         if not isinstance(v, str):

@@ -446,13 +446,32 @@ class _Reading:
             return _Composer(loader, file, self).run()
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
-            raise SpecError(f"YAML: {e.problem or e.context}", Loc(file, mark.line + 1, mark.column + 1)) from None
+            problem = e.problem or e.context
+            raise SpecError(f"YAML: {problem}{_yaml_hint(problem, text, mark)}",
+                            Loc(file, mark.line + 1, mark.column + 1)) from None
         except yaml.YAMLError as e:  # a reader error: characters YAML does not allow
             raise SpecError(f"YAML: {str(e).splitlines()[0]}", Loc(file, 1, 1)) from None
         except (UnicodeError, ValueError) as e:
             raise SpecError(f"YAML: cannot read the text ({type(e).__name__})", Loc(file, 1, 1)) from None
         finally:
             loader.dispose()
+
+
+def _yaml_hint(problem: str, text: str, mark) -> str:
+    """What a raw YAML message usually means in a spec: a string that needs quotes."""
+    if "mapping values are not allowed" in problem:
+        return " (a ': ' inside a plain value starts a mapping: quote the string, \"a: b\")"
+    if "did not find expected ',' or '}'" in problem or "did not find expected ',' or ']'" in problem:
+        return (" (a closing bracket is missing, or a value holds ', ', ': ' or a quote: quote the whole value, "
+                "\"make_divisible(c * width, 8)\")")
+    if "cannot start any token" in problem:
+        lines = text.splitlines()
+        line = lines[mark.line] if mark.line < len(lines) else ""
+        char = line[mark.column] if mark.column < len(line) else ""
+        if char == "\t":
+            return " (a tab: YAML indents with spaces)"
+        return f" ({char!r} cannot start a plain value: quote the string)" if char else " (quote the string)"
+    return ""
 
 
 @dataclass

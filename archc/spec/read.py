@@ -381,11 +381,14 @@ class _Reader:
 
 
 def _names_a_node(construct: g.Construct, w, kinds) -> bool:
-    """Whether a nameable construct's key names an item rather than being the construct: its value is itself a
-    node, a list or a mapping holding an op or construct other than the construct's own settings
-    (`block: {block: se}`, `fractal: {fractal: ...}`, `block: [...]`)."""
+    """Whether a nameable construct's key names an item rather than being the construct: its value is a node the
+    construct cannot take as its own value — a mapping holding an op or construct key other than the construct's own
+    settings (`block: {block: se}`, `repeat: {repeat: 10, block: block35}`, `branches: {seq: [...]}`), or a list
+    where the construct takes none (`block: [...]`, `repeat: [...]`; a list is `branches`' own value)."""
     own = construct.value.keys if isinstance(construct.value, g.Settings) else {}
-    return isinstance(w, list) or isinstance(w, dict) and any(j in kinds and j not in own for j in w)
+    if isinstance(w, list):
+        return not construct.value.matches(w)
+    return isinstance(w, dict) and any(j in kinds and j not in own for j in w)
 
 
 def _variables(spec) -> set[str]:

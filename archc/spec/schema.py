@@ -123,8 +123,9 @@ class _Generator:
         forms = [{"required": [c.name]} for c in g.CONSTRUCTS.values() if not c.nameable]
         forms += [{"required": [k], "properties": {k: {"anyOf": [{"type": "null"}, {"type": "object", "not": {
             "anyOf": [{"required": [j]} for j in self.kinds if j not in op.args]}}]}}} for k, op in self.ops.items()]
-        forms += [{"required": [c.name], "properties": {c.name: {"not": {"anyOf": [{"type": "array"}, {
-            "type": "object", "anyOf": [{"required": [j]} for j in self.kinds if j not in _own(c)]}]}}}}
+        forms += [{"required": [c.name], "properties": {c.name: {"not": {"anyOf": [
+            *([] if c.value.matches([]) else [{"type": "array"}]),
+            {"type": "object", "anyOf": [{"required": [j]} for j in self.kinds if j not in _own(c)]}]}}}}
             for c in g.CONSTRUCTS.values() if c.nameable]
         named = {"type": "object", "minProperties": 1, "maxProperties": 1,
                  "propertyNames": {"pattern": MODULE_NAME, "not": {"enum": list(g.RESERVED)}},

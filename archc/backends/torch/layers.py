@@ -1,6 +1,6 @@
 """The few modules torch.nn lacks: n-ary joins, drop-path, zero channel padding, a connection-table conv,
 LeNet-5's RBF output, and what the modern zoo needs: channel LayerNorm, a per-pixel Linear, a learned scale,
-channel split and shuffle, a centre crop."""
+channel split and shuffle, a centre crop; constant arithmetic, reductions and softmax over a dimension, slices."""
 
 from __future__ import annotations
 
@@ -20,6 +20,83 @@ class Add(nn.Module):
         for x in xs[1:]:
             out = out + x
         return out
+
+
+class Sub(nn.Module):
+    """a - b, broadcasting."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a - b
+
+
+class Affine(nn.Module):
+    """scale * x + shift with constant numbers (Inception-ResNet's residual scale, a negation)."""
+
+    def __init__(self, scale: float, shift: float):
+        super().__init__()
+        self.scale, self.shift = scale, shift
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x * self.scale
+        return x + self.shift if self.shift else x
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}, shift={self.shift}"
+
+
+_DIMS = {"channels": (1,), "height": (2,), "width": (3,), "space": (2, 3)}  # archc/ir/ops.py's OVER, on [N, ...]
+
+
+class Reduce(nn.Module):
+    """The sum or mean of one input over a dimension (ops.py's OVER): the channels, across `groups` groups of
+    channels (the channels as [groups, C / groups], reduced along the groups), the height, the width or both; the
+    reduced dimensions are kept, with size 1."""
+
+    def __init__(self, fn: str, over: str, groups: int | None = None):
+        super().__init__()
+        self.fn, self.over, self.groups = fn, over, groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        reduce = torch.sum if self.fn == "sum" else torch.mean
+        if self.over == "groups":
+            return reduce(x.unflatten(1, (self.groups, -1)), 1)
+        return reduce(x, _DIMS[self.over], keepdim=True)
+
+    def extra_repr(self) -> str:
+        return f"{self.fn}, over={self.over}" + (f", groups={self.groups}" if self.groups else "")
+
+
+class Softmax(nn.Module):
+    """Softmax across `groups` groups of channels (for each position in a group, over the groups: SKNet's and split
+    attention's radix softmax), or over the height, the width or both (space)."""
+
+    def __init__(self, over: str, groups: int | None = None):
+        super().__init__()
+        self.over, self.groups = over, groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.over == "groups":
+            return torch.softmax(x.unflatten(1, (self.groups, -1)), 1).flatten(1, 2)
+        if self.over == "space":
+            return torch.softmax(x.flatten(2), -1).unflatten(2, x.shape[2:])
+        return torch.softmax(x, _DIMS[self.over][0])
+
+    def extra_repr(self) -> str:
+        return f"over={self.over}" + (f", groups={self.groups}" if self.groups else "")
+
+
+class Narrow(nn.Module):
+    """The part [start, start + length) of one dimension (a slice, a split's part): a view."""
+
+    def __init__(self, dim: int, start: int, length: int):
+        super().__init__()
+        self.dim, self.start, self.length = dim, start, length
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.narrow(self.dim, self.start, self.length)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, start={self.start}, length={self.length}"
 
 
 class Mul(nn.Module):

@@ -10,7 +10,7 @@ from torch import nn
 from archc.backends.torch import PLUGINS, layers
 from archc.backends.torch.fused import FusedConvBNAct
 from archc.ir.graph import Node
-from archc.ir.ops import Shape, pair
+from archc.ir.ops import Shape, pair, slice_range, split_range
 from archc_kernels.shapes import pads_past_window
 
 
@@ -63,6 +63,23 @@ def _conv_transpose(a: dict, in_shapes: list[Shape]) -> nn.Module:
                               pair(a["output_pad"]), a["groups"], a["bias"], pair(a["dilation"]))
 
 
+def _softmax(a: dict, in_shapes: list[Shape]) -> nn.Module:
+    return nn.Softmax(dim=1) if a["over"] == "channels" else layers.Softmax(a["over"], a["groups"])
+
+
+def _narrow(cut: Callable) -> Callable:
+    """A slice or split's part as a view: its axis and range in the input (the op table's rule), batch first."""
+    def build(a: dict, in_shapes: list[Shape]) -> nn.Module:
+        axis, start, end = cut(a, in_shapes[0])
+        return layers.Narrow(axis + 1, start, end - start)
+
+    return build
+
+
+def _mean(a: dict, in_shapes: list[Shape]) -> nn.Module:
+    return layers.Mean(a["drop_path"]) if a["over"] is None else layers.Reduce("mean", a["over"], a["groups"])
+
+
 def _fused(a: dict, in_shapes: list[Shape]) -> nn.Module:
     """A fused op with fresh weights of the right shapes (archc.fuse builds it from trained modules instead)."""
     return FusedConvBNAct(_conv({**a, "bias": a["bias"] or a["bn"] is not None}, in_shapes[:1]), None, a["act"])
@@ -80,7 +97,11 @@ LOWERINGS: dict[str, Callable[[dict, list[Shape]], nn.Module]] = {
     "hardsigmoid": _torch("Hardsigmoid"),
     "leaky_relu": lambda a, i: nn.LeakyReLU(a["slope"]),
     "tanh": _tanh,
-    "softmax": _torch("Softmax", dim=1),
+    "softmax": _softmax,
+    "sum": lambda a, i: layers.Reduce("sum", a["over"], a["groups"]),
+    "affine": lambda a, i: layers.Affine(a["scale"], a["shift"]),
+    "slice": _narrow(slice_range),
+    "split": _narrow(split_range),
     "layernorm": lambda a, i: layers.ChannelLayerNorm(i[0][0], eps=a["eps"]),
     "groupnorm": lambda a, i: nn.GroupNorm(a["groups"], i[0][0], eps=a["eps"]),
     "scale": lambda a, i: layers.Scale(i[0], a["init"]),
@@ -104,7 +125,8 @@ LOWERINGS: dict[str, Callable[[dict, list[Shape]], nn.Module]] = {
     "concat": lambda a, i: layers.Concat(),
     "add": lambda a, i: layers.Add(),
     "mul": lambda a, i: layers.Mul(),
-    "mean": lambda a, i: layers.Mean(a["drop_path"]),
+    "sub": lambda a, i: layers.Sub(),
+    "mean": _mean,
     "conv_bn_act": _fused,
 }
 
