@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,14 +111,25 @@ def cache_folder() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "archc" / "datasets"
 
 
+def named(data: str | os.PathLike) -> Named | None:
+    """The torchvision dataset DATA names (a name that is not an existing path), if it names one."""
+    key = _key(data)
+    return DATASETS[key] if key is not None else None
+
+
+def _key(data) -> str | None:
+    key = ALIASES.get(str(data).lower(), str(data).lower())
+    return key if key in DATASETS and os.sep not in str(data) and not Path(data).exists() else None
+
+
 def open_data(data: str | os.PathLike, val_split: float, seed: int, root: str | os.PathLike | None = None,
               download: bool = True) -> Data:
     """The training and validation splits of DATA (a folder or a dataset name), without transforms yet
-    (`with_transforms` sets them). Raises ArchcError for anything wrong with the data."""
+    (`set_transforms` sets them). Raises ArchcError for anything wrong with the data."""
     torchvision()
     path = Path(data)
-    key = ALIASES.get(str(data).lower(), str(data).lower())
-    if not path.exists() and key in DATASETS and os.sep not in str(data):
+    key = _key(data)
+    if key is not None:
         return _named(key, Path(root) if root else cache_folder(), download)
     if not path.exists():
         names = ", ".join(DATASETS)
@@ -133,13 +145,17 @@ def _named(key: str, root: Path, download: bool) -> Data:
     named = DATASETS[key]
     cls = getattr(datasets, named.cls)
     splits = {}
+    folder = root / key
+    made = [p for p in (*reversed(folder.parents), folder) if not p.exists()]  # removed again if it fails
     for split, kwargs in (("train", named.train), ("val", named.val)):
         extra = {"download": download} if named.download else {}
         try:
             if download and named.download:
-                root.mkdir(parents=True, exist_ok=True)
-            splits[split] = cls(str(root / key), **kwargs, **extra)
+                folder.mkdir(parents=True, exist_ok=True)
+            splits[split] = cls(str(folder), **kwargs, **extra)
         except Exception as e:  # no network, a damaged archive, a missing file: torchvision's own words
+            if made:  # the folders this call made, and what the failed download left in them
+                shutil.rmtree(made[0], ignore_errors=True)
             reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
             how = f"downloading it into {root / key} failed" if download and named.download else \
                 f"it is not in {root / key}"

@@ -64,15 +64,17 @@ def train(spec=None, data=None, *, params: dict | None = None, limits=None, log=
 
 
 def _resumed_options(state: dict, given: dict) -> dict:
-    """The run's own settings; what the caller gives must equal them, except how the run is watched and run."""
-    saved = dict(state["config"])
+    """The run's own settings; what the caller gives must equal them, except how the run is watched and run
+    (RESUMABLE: as given, else as the run had them; `out` and `stop_after` are this invocation's only)."""
+    saved = {k: v for k, v in state["config"].items() if k in FIELDS and k not in ("resume", "out", "stop_after")}
     for k, v in given.items():
         if k in RESUMABLE:
             saved[k] = v
         elif k in FIELDS and _norm(v) != _norm(saved.get(k)):
             flag = "--" + k.replace("_", "-")
-            raise ArchcError(f"--resume: the run was trained with {flag} {_show(saved.get(k))}, not "
-                             f"{_show(v)}: a resumed run keeps its settings (start a new run to change them)")
+            had = f"the default {flag}" if saved.get(k) is None else f"{flag} {_show(saved.get(k))}"
+            raise ArchcError(f"--resume: the run was trained with {had}, not {_show(v)}: a resumed run keeps its "
+                             f"settings (start a new run to change them)")
     return saved
 
 
@@ -119,6 +121,25 @@ class Distributed:
             d.owns_group = True
         return d
 
+    def first(self, fn):
+        """fn() on rank 0 first (a download), then on the others; an error on rank 0 is raised on every rank."""
+        if self.world == 1:
+            return fn()
+        failed = [None]
+        if self.rank == 0:
+            try:
+                result = fn()
+            except ArchcError as e:
+                failed = [str(e)]
+                raise
+            finally:
+                torch.distributed.broadcast_object_list(failed, src=0)
+            return result
+        torch.distributed.broadcast_object_list(failed, src=0)
+        if failed[0] is not None:
+            raise ArchcError(failed[0])
+        return fn()
+
     def all_sum(self, t: torch.Tensor) -> torch.Tensor:
         if self.world > 1:
             torch.distributed.all_reduce(t)
@@ -145,7 +166,11 @@ class Trainer:
         data_name = self.data_arg if self.data_arg is not None else (self.state or {}).get("data")
         if data_name is None:
             raise ArchcError("archc train needs --data: a folder of class folders of images, or a dataset name")
-        data = data_.open_data(data_name, cfg.val_split, cfg.seed, cfg.data_root, cfg.download)
+        named = data_.named(data_name)
+        if named is not None:  # its channels are known: a spec that cannot take them fails before any download
+            _check_input(spec, archc.analyze(spec, check=False), named.channels, f"{data_name}'s images")
+        data = self.dist.first(lambda: data_.open_data(data_name, cfg.val_split, cfg.seed, cfg.data_root,
+                                                       cfg.download))
         spec, analysis = self._fit_spec(spec, data)
         self.classes = data.classes
         self._pipeline(spec, analysis, data)
@@ -194,17 +219,7 @@ class Trainer:
             spec = spec.with_params({"classes": n})
         analysis = archc.analyze(spec, check=False)
         g = analysis.graph
-        shape = list(analysis.input_shape)
-        where = spec.loc(("input",))
-        if len(shape) != 3:
-            raise ShapeError(f"archc train feeds images [C, H, W]; this spec's input is {shape}", where, "input")
-        if shape[0] not in (1, 3):
-            raise ShapeError(f"archc train feeds 1-channel (grayscale) or 3-channel (RGB) images; this spec's "
-                             f"input has {shape[0]} channels", where, "input")
-        if shape[0] != data.channels:
-            kind = {1: "grayscale (1 channel)", 3: "colour (3 channels)"}
-            raise ShapeError(f"the spec takes {kind[shape[0]]} images, and {data.first} is {kind[data.channels]}: "
-                             f"convert the images, or give the spec {data.channels}-channel input", where, "input")
+        _check_input(spec, analysis, data.channels, data.first)
         if g.meta.get("dict_outputs"):
             raise SpecError("archc train needs one class vector out of the network; this spec names its outputs "
                             f"({', '.join(o.name for o in g.outputs if not o.aux)})", spec.loc(("outputs",)),
@@ -296,12 +311,7 @@ class Trainer:
 
     def _optimizer(self) -> None:
         cfg = self.cfg
-        decay, no_decay = [], []
-        for p in self.module.parameters():
-            if p.requires_grad:
-                (no_decay if p.ndim <= 1 else decay).append(p)  # biases and normalisation weights: no decay
-        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        groups = [g for g in groups if g["params"]]
+        groups = param_groups(self.module, cfg.weight_decay)
         if cfg.opt == "sgd":
             self.opt = torch.optim.SGD(groups, lr=cfg.peak_lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
         else:
@@ -361,7 +371,8 @@ class Trainer:
                 keys, pos, has_gauss, gauss = rng["numpy"]
                 np.random.set_state(("MT19937", keys.numpy().astype("uint32"), pos, has_gauss, gauss))
         if self.epoch >= self.cfg.epochs:
-            raise ArchcError(f"--resume {self.cfg.resume}: the run finished its {self.cfg.epochs} epochs already")
+            raise ArchcError(f"--resume {self.cfg.resume}: the run has finished (epoch {self.epoch} of "
+                             f"{self.cfg.epochs})")
 
     # -- the loop ---------------------------------------------------------------------------------------------
 
@@ -408,7 +419,7 @@ class Trainer:
         bar = _bar(self.steps_per_epoch, f"epoch {self.epoch}/{cfg.epochs}", cfg.progress and dist.rank == 0)
         start = time.perf_counter()
         seen = 0
-        for i, (x, y) in enumerate(self.train_loader):
+        for i, (x, y) in enumerate(_batches(self.train_loader)):
             x = x.to(dev, non_blocking=True)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -467,16 +478,7 @@ class Trainer:
         return row
 
     def loss(self, out, y):
-        """Cross-entropy of the main output, plus each auxiliary head's times its weight (the spec's
-        `loss_weight`); outputs that are distances enter as their negatives. Returns (loss, main logits)."""
-        outs = out if isinstance(out, tuple) else (out,)
-        smoothing = self.cfg.label_smoothing
-        logits = outs[0].float() * self.signs[0]
-        loss = F.cross_entropy(logits, y, label_smoothing=smoothing)
-        for head, sign, weight in zip(outs[1:], self.signs[1:], self.aux_weights):
-            if weight:
-                loss = loss + weight * F.cross_entropy(head.float() * sign, y, label_smoothing=smoothing)
-        return loss, logits
+        return classification_loss(out, y, self.signs, self.aux_weights, self.cfg.label_smoothing)
 
     @torch.inference_mode()
     def evaluate(self, model) -> dict:
@@ -486,7 +488,7 @@ class Trainer:
         k = min(5, len(self.classes))
         totals = torch.zeros(4, dtype=torch.float64, device=dev)
         start = time.perf_counter()
-        for x, y in self.val_loader:
+        for x, y in _batches(self.val_loader):
             x = x.to(dev, non_blocking=True)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -538,6 +540,44 @@ class Trainer:
 IMAGENET_MEAN, IMAGENET_STD = data_.IMAGENET_MEAN, data_.IMAGENET_STD
 
 
+def classification_loss(out, y, signs, aux_weights, smoothing: float = 0.0):
+    """Cross-entropy of the main output, plus each auxiliary head's times its weight (the spec's `loss_weight`);
+    outputs that are distances (sign -1) enter as their negatives. Returns (loss, the main output's logits)."""
+    outs = out if isinstance(out, tuple) else (out,)
+    logits = outs[0].float() * signs[0]
+    loss = F.cross_entropy(logits, y, label_smoothing=smoothing)
+    for head, sign, weight in zip(outs[1:], signs[1:], aux_weights):
+        if weight:
+            loss = loss + weight * F.cross_entropy(head.float() * sign, y, label_smoothing=smoothing)
+    return loss, logits
+
+
+def param_groups(module, weight_decay: float) -> list[dict]:
+    """The optimizer's groups: weight decay on weight matrices and kernels, none on biases and normalisation
+    weights (parameters of one dimension)."""
+    decay, no_decay = [], []
+    for p in module.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+def _check_input(spec: Spec, analysis, channels: int, images: str) -> None:
+    """The spec takes images [C, H, W] with the data's channel count, or a ShapeError located at its `input:`."""
+    shape = list(analysis.input_shape)
+    where = spec.loc(("input",))
+    if len(shape) != 3:
+        raise ShapeError(f"archc train feeds images [C, H, W]; this spec's input is {shape}", where, "input")
+    if shape[0] not in (1, 3):
+        raise ShapeError(f"archc train feeds 1-channel (grayscale) or 3-channel (RGB) images; this spec's input "
+                         f"has {shape[0]} channels", where, "input")
+    if shape[0] != channels:
+        kind = {1: "grayscale (1 channel)", 3: "colour (3 channels)"}
+        raise ShapeError(f"the spec takes {kind[shape[0]]} images, and {images} are {kind[channels]}: convert "
+                         f"the images, or give the spec {channels}-channel input", where, "input")
+
+
 def preprocessing(spec: Spec) -> dict:
     """The input pipeline the spec (its selected variant) declares under `preprocessing:`, if any: mean, std,
     resize (the shorter side before the centre crop), crop, interpolation."""
@@ -580,6 +620,21 @@ def schedule(opt, cfg: TrainConfig, steps_per_epoch: int):
     if not warm:
         return main
     return S.SequentialLR(opt, [S.LinearLR(opt, start_factor=0.01, total_iters=warm), main], milestones=[warm])
+
+
+def _batches(loader):
+    """The loader's batches; an ArchcError raised in a worker process (an image that does not read) comes back
+    from torch with the worker's traceback in its message: raised again as its own one line."""
+    try:
+        yield from loader
+    except ArchcError as e:
+        lines = [line for line in str(e.message).strip().splitlines() if line.strip()]
+        if len(lines) > 1:
+            last = lines[-1]
+            for prefix in ("archc.errors.ArchcError: ", "ArchcError: "):
+                last = last.split(prefix, 1)[-1]
+            raise ArchcError(last) from None
+        raise
 
 
 def _requirements(cfg: TrainConfig) -> None:
