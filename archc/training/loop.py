@@ -414,8 +414,8 @@ class Trainer:
         cfg, dist, dev = self.cfg, self.dist, self.dist.device
         self.model.train()
         self.sampler.set_epoch(self.epoch)
-        totals = torch.zeros(3, dtype=torch.float64, device=dev)  # loss sum, correct, images
-        window = torch.zeros(2, dtype=torch.float64, device=dev)  # loss sum, batches since the last log
+        sums = torch.zeros(3, dtype=torch.float64, device=dev)  # loss x images, correct, loss since the last log
+        since = 0  # batches since the last log
         bar = _bar(self.steps_per_epoch, f"epoch {self.epoch}/{cfg.epochs}", cfg.progress and dist.rank == 0)
         start = time.perf_counter()
         seen = 0
@@ -439,20 +439,22 @@ class Trainer:
                 self.ema.update_parameters(self.module)
             self.step += 1
             seen += len(y)
-            with torch.no_grad():
-                d = loss.detach().double()
-                totals += torch.stack([d * len(y), (logits.argmax(1) == y).sum().double(),
-                                       torch.tensor(float(len(y)), dtype=torch.float64, device=dev)])
-                window += torch.stack([d, torch.ones((), dtype=torch.float64, device=dev)])
+            since += 1
+            with torch.no_grad():  # no synchronisation: read at the log points only
+                d = loss.detach()
+                sums[0] += d * len(y)
+                sums[1] += (logits.argmax(1) == y).sum()
+                sums[2] += d
             if self.step % cfg.log_every == 0 or i + 1 == self.steps_per_epoch:
-                w = dist.all_sum(window.clone())
-                mean = (w[0] / w[1]).item() / dist.world if w[1] > 0 else float("nan")
+                w = dist.all_sum(sums[2:].clone())
+                mean = w.item() / (since * dist.world)  # over the batches of every process
                 lr = self.opt.param_groups[0]["lr"]
                 if self.step % cfg.log_every == 0:
                     self.rows.append({"kind": "step", "step": self.step,
                                       "epoch": round(self.epoch - 1 + (i + 1) / self.steps_per_epoch, 6),
                                       "loss": mean, "lr": lr})
-                window.zero_()
+                sums[2] = 0
+                since = 0
                 if bar is not None:
                     rate = seen * dist.world / max(time.perf_counter() - start, 1e-9)
                     bar.set_postfix({"loss": f"{mean:.4f}", "lr": f"{lr:.3g}", "img/s": f"{rate:,.0f}"},
@@ -464,10 +466,11 @@ class Trainer:
         seconds = time.perf_counter() - start
         if bar is not None:
             bar.close()
-        totals = dist.all_sum(totals)
+        totals = dist.all_sum(sums[:2].clone()).tolist()
+        images = seen * dist.world  # every process takes the same number of batches of the same size
         row = {"kind": "epoch", "epoch": self.epoch, "step": self.step, "lr": self.opt.param_groups[0]["lr"],
-               "train_loss": (totals[0] / totals[2]).item(), "train_top1": 100 * (totals[1] / totals[2]).item(),
-               "images_per_s": totals[2].item() / seconds, "train_seconds": seconds}
+               "train_loss": totals[0] / images, "train_top1": 100 * totals[1] / images,
+               "images_per_s": images / seconds, "train_seconds": seconds}
         evaluated = self.ema.module if self.ema is not None else self.model
         row.update(self.evaluate(evaluated))
         if self.ema is not None:
