@@ -231,8 +231,7 @@ def test_googlenet_declares_its_aux_weights():
 
 
 def test_an_aux_head_weighted_zero_does_not_learn(specs, digits, tmp_path):
-    r0 = archc.build(archc.load(str(specs / "tiny.yaml"), classes=10))
-    torch.manual_seed(0)
+    torch.manual_seed(0)  # as archc.train seeds (seed 0) before it builds the module: the same initial weights
     r0 = archc.build(archc.load(str(specs / "tiny.yaml"), classes=10)).state_dict()
     r = train(specs / "tiny.yaml", digits, tmp_path, epochs=1, params={"aux_weight": 0.0}, wd=0.0)
     after = r.module.state_dict()
@@ -302,8 +301,6 @@ def test_weight_decay_spares_biases_and_normalisation(specs):
 def test_compile_option_trains(specs, digits, tmp_path, monkeypatch):
     """--compile wraps the module in torch.compile (here with the aot_eager backend: Inductor's C++ build takes
     minutes on this machine); training and validation run through it."""
-    import functools
-
     calls = []
     real = torch.compile
 
@@ -315,7 +312,6 @@ def test_compile_option_trains(specs, digits, tmp_path, monkeypatch):
     r = train(specs / "plain.yaml", digits, tmp_path, epochs=1, compile=True)
     assert calls == ["ArchcModule"]
     assert r.epochs[0]["val_top1"] > 15
-    del functools
 
 
 # -- what a run writes, and what reads it -------------------------------------------------------------------
