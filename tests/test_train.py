@@ -314,6 +314,39 @@ def test_compile_option_trains(specs, digits, tmp_path, monkeypatch):
     assert r.epochs[0]["val_top1"] > 15
 
 
+def test_sgd_options_clip_and_smoothing_reach_torch(specs, digits, tmp_path, monkeypatch):
+    """Nesterov SGD, one-cycle, label smoothing, gradient clipping, channels_last: each reaches the PyTorch part
+    that does it."""
+    clipped, smoothing = [], []
+    real_clip, real_ce = torch.nn.utils.clip_grad_norm_, torch.nn.functional.cross_entropy
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda p, n, *a, **k: clipped.append(n) or
+                        real_clip(p, n, *a, **k))
+    monkeypatch.setattr(loop.F, "cross_entropy", lambda *a, **k: smoothing.append(k.get("label_smoothing", 0.0))
+                        or real_ce(*a, **k))
+    r = train(specs / "plain.yaml", digits, tmp_path, epochs=2, opt="sgd", lr=0.05, nesterov=True,
+              sched="onecycle", label_smoothing=0.1, clip_grad=1.0, channels_last=True, save=False, log_every=1)
+    steps = 2 * (540 // 32)
+    assert clipped == [1.0] * steps
+    assert smoothing.count(0.1) == steps and set(smoothing) == {0.1, 0.0}  # validation: plain cross-entropy
+    lrs = [s["lr"] for s in r.steps]
+    assert max(lrs) == pytest.approx(0.05, rel=0.01) and lrs[-1] < 1e-3
+    assert r.epochs[-1]["val_top1"] > 50
+
+
+def test_progress_bar_on_a_terminal(specs, digits, tmp_path, monkeypatch):
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    train(specs / "plain.yaml", digits, tmp_path, epochs=1, progress=True, save=False, log_every=4)
+    bar = term.getvalue()
+    assert "epoch 1/1" in bar and "16/16" in bar and "img/s" in bar and "loss=" in bar and "lr=" in bar
+
+
 # -- what a run writes, and what reads it -------------------------------------------------------------------
 
 

@@ -300,6 +300,9 @@ class Trainer:
             model = DistributedDataParallel(module, device_ids=[dist.device.index] if dist.device.type == "cuda"
                                             else None)
         self.model = torch.compile(model) if cfg.compile else model
+        # Validation without DDP: its forward may synchronise buffers, and the processes' shards of the validation
+        # split may differ by a batch.
+        self.eval_model = self.model if dist.world == 1 else torch.compile(module) if cfg.compile else module
         self.ema = None
         if cfg.ema:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -471,10 +474,10 @@ class Trainer:
         row = {"kind": "epoch", "epoch": self.epoch, "step": self.step, "lr": self.opt.param_groups[0]["lr"],
                "train_loss": totals[0] / images, "train_top1": 100 * totals[1] / images,
                "images_per_s": images / seconds, "train_seconds": seconds}
-        evaluated = self.ema.module if self.ema is not None else self.model
+        evaluated = self.ema.module if self.ema is not None else self.eval_model
         row.update(self.evaluate(evaluated))
         if self.ema is not None:
-            row.update({f"raw_{k}": v for k, v in self.evaluate(self.model).items()})
+            row.update({f"raw_{k}": v for k, v in self.evaluate(self.eval_model).items()})
         row["best"] = self.best is None or row["val_top1"] > self.best["val_top1"]
         if row["best"]:
             self.best = {k: row[k] for k in ("epoch", "val_top1", "val_top5", "val_loss")}
