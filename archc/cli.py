@@ -232,7 +232,9 @@ def _compile(args) -> int:
         print(f"built nn.Module {module.name}: {built:,} parameters, "
               f"{len(module.state_dict())} state_dict entries{saved}")
         if plan:
-            print("\n" + report.memory(plan, analysis.peak_activations, "archc.fuse's CPU forward (float32)"))
+            from archc.backends.torch.cpu.memory import describe
+
+            print("\n" + describe(plan, analysis.peak_activations, "archc.fuse's CPU forward (float32)"))
     return EXIT_OK
 
 
@@ -241,7 +243,7 @@ def _memory_plan(module, args):
     if args.batch < 1:
         raise SpecError(f"--batch must be at least 1, got {args.batch}")
     import archc
-    from archc.backends.torch.codegen import memory_plan
+    from archc.backends.torch.cpu.forward import memory_plan
 
     return memory_plan(archc.fuse(module).graph, args.batch)
 

@@ -120,9 +120,9 @@ def memory_row(name, batch, fused, model, x):
     """Plan and measured figures of the generated forward (bytes)."""
     import torch
 
-    from archc.backends.torch import codegen
+    from archc.backends.torch.cpu import forward as codegen, probes
 
-    meter = codegen.Meter()
+    meter = probes.Meter()
     with torch.inference_mode():
         forward = codegen.Forward(fused, x, probe=meter)
         forward(x)

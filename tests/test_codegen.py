@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import archc
-from archc.backends.torch import codegen
+from archc.backends.torch.cpu import forward as codegen, probes
 from archc.backends.torch.executor import ArchcModule
 from archc_kernels import cpu
 from conftest import ROOT, SPECS, spec_id
@@ -59,7 +59,7 @@ def test_no_value_changes_while_still_to_be_read(name):
     model, fused, x = fused_pair(path, batch=2)
     with torch.inference_mode():
         plain = codegen.Forward(fused, x)
-        checked = codegen.Forward(fused, x, probe=codegen.Checker(plain.plan.order, plain.plan.life))
+        checked = codegen.Forward(fused, x, probe=probes.Checker(plain.plan.order, plain.plan.life))
         close(checked(x), model(x))
 
 
@@ -70,7 +70,7 @@ def test_checker_catches_a_value_overwritten_while_still_read():
         life = forward.plan.life
         victim = "inception3a.~concat"  # read by the four branches of inception3b
         assert life[victim][1] - life[victim][0] > 3
-        checker = codegen.Checker(forward.plan.order, life)
+        checker = probes.Checker(forward.plan.order, life)
 
         def clobber(step, value, local_values):  # one step after it is written, write over it
             checker(step, value, local_values)
@@ -86,7 +86,7 @@ def test_checker_catches_a_value_overwritten_while_still_read():
 @pytest.mark.parametrize("batch", [1, 3])
 def test_measured_peak_is_the_plans_and_within_the_static_peak(name, batch):
     model, fused, x = fused_pair(ROOT / "specs" / f"{name}.yaml", batch)
-    meter = codegen.Meter()
+    meter = probes.Meter()
     with torch.inference_mode():
         forward = codegen.Forward(fused, x, probe=meter)
         forward(x)

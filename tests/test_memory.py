@@ -8,7 +8,7 @@ import pytest
 
 import archc
 from archc.passes import INFERENCE, run
-from archc.passes.memory import ARENA, IDEAL, INPLACE, OWN, SLICE, VIEW_SLOT, Slot, Target, conflicts, plan
+from archc.backends.torch.cpu.memory import ARENA, IDEAL, INPLACE, OWN, SLICE, VIEW_SLOT, Slot, Target, conflicts, plan
 from conftest import ROOT, SPECS, spec_id
 
 
@@ -24,7 +24,7 @@ def inference_graph(spec):
 
 
 def cpu_target():
-    from archc.backends.torch.codegen import target
+    from archc.backends.torch.cpu.forward import target
 
     return target()
 
@@ -50,7 +50,7 @@ def test_every_spec_plans_without_conflicts(path):
             live_arena = [sum(p.nbytes[s] for s in p.offsets if p.storage_life[s][0] <= t <= p.storage_life[s][1])
                           for t in range(len(p.order))]
             assert max(live_arena, default=0) <= p.arena_bytes
-    from archc.backends.torch.codegen import memory_plan
+    from archc.backends.torch.cpu.forward import memory_plan
 
     for batch in (1, 3):  # what the generated forward materialises: its plan, or none where an arena costs more
         p = memory_plan(g, batch)
@@ -152,7 +152,7 @@ def test_a_target_that_writes_nothing_puts_nothing_in_the_arena():
 def test_the_arena_is_left_out_only_where_it_lifts_the_peak():
     """GoogLeNet keeps its concatenations in place (the arena stays under the static peak); U-Net's decoder
     concatenations are not alive at the encoder's peak, so holding them throughout would lift it: no arena."""
-    from archc.backends.torch.codegen import memory_plan
+    from archc.backends.torch.cpu.forward import memory_plan
 
     for name, arena in (("googlenet", True), ("unet", False)):
         g, a = inference_graph(ROOT / "specs" / f"{name}.yaml")

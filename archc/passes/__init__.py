@@ -35,7 +35,7 @@ def run(g: Graph, pipeline: list[str] | str) -> Graph:
     return g
 
 
-from archc.passes import costs, fuse, lint, liveness, memory, receptive_field, structure  # noqa: E402,F401
+from archc.passes import costs, fuse, lint, liveness, receptive_field, structure  # noqa: E402,F401
 
 ANALYSIS = ["schedule_drop_path", "verify", "mark_aux", "lint_windows", "costs", "receptive_field", "liveness",
             "limits"]

@@ -1,6 +1,6 @@
 """The inference module: eval-mode graph passes on a copy of a trained module's graph, then a module whose
 fused nodes fold the trained conv and BN weights and whose other nodes reuse the trained modules. On the CPU
-its forward is generated per kind of input (archc/backends/torch/codegen.py); elsewhere, and whenever the
+its forward is generated per kind of input (archc/backends/torch/cpu/forward.py); elsewhere, and whenever the
 generated forward does not apply, the executor interprets the graph."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from operator import attrgetter
 
 import torch
 
-from archc.backends.torch import codegen
+from archc.backends.torch.cpu import forward as codegen
 from archc.backends.torch.executor import ArchcModule
 from archc.backends.torch.fused import FusedConvBNAct
 from archc.passes import INFERENCE, run

@@ -273,3 +273,38 @@ def conflicts(g: Graph, p: MemoryPlan) -> list[str]:
                 found.append(f"step {t}: {w} writes arena bytes of {storage} that {v} in {other} holds, "
                              f"read until step {last}")
     return found
+
+
+def describe(plan, static_peak_values: int, what: str) -> str:
+    """A memory plan against the analysis's static peak: totals, then the arena's storages with the values each
+    holds (`archc compile --memory`)."""
+    from collections import Counter
+
+    from archc.report import human
+
+    per = plan.itemsize * plan.batch
+    kinds = Counter(s.kind for s in plan.slots.values())
+    copied = sum(s.copied for s in plan.slots.values())
+    storages = sorted(plan.offsets, key=plan.offsets.get)
+    lines = [
+        f"memory plan of {what}, batch {plan.batch}, {plan.itemsize} bytes per value:",
+        f"  sum of values   {human(plan.sum_bytes, 'B'):>10}  every value as if none shared storage",
+        f"  static peak     {human(static_peak_values * per, 'B'):>10}  the analysis's peak memory (each value "
+        "freed after its last use)",
+        f"  arena           {human(plan.arena_bytes, 'B'):>10}  one allocation: {len(storages)} storages, "
+        f"{kinds[SLICE]} values written into their slice of a concatenation ({copied} copied in)",
+        f"  planned peak    {human(plan.peak_bytes, 'B'):>10}  the arena and the most storage outside it alive at "
+        "once, input included",
+        "  values          " + ", ".join(f"{n} {k}" for k, n in kinds.most_common()),
+    ]
+    if storages:
+        rows = [(s, f"{plan.offsets[s]:,}", human(plan.nbytes[s], "B"),
+                 f"{len(plan.members(s))} values, steps {plan.storage_life[s][0]}..{plan.storage_life[s][1]}")
+                for s in storages if plan.slots[s].kind == ARENA]
+        head = ("arena storage", "offset", "bytes", "holds")
+        widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+        def fmt(r):
+            return "  ".join(c.ljust(w) if i in (0, 3) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+
+        lines += ["", fmt(head).rstrip(), *(fmt(r).rstrip() for r in rows)]
+    return "\n".join(lines)
