@@ -31,7 +31,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3, help="runs, each with its own seed (default 3)")
     ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--threads", type=int, help="OMP_NUM_THREADS for the command (default: torch's own)")
+    ap.add_argument("--threads", type=int, help="OMP_NUM_THREADS for the command (default: torch's own, one per core; "
+                                                "1 is faster on a machine that other jobs load)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "train_digits.md"))
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="archc-digits-"))
@@ -67,7 +68,7 @@ def main() -> None:
     walls = [r["wall"] for r in runs]
     targets = [r["to_target"] for r in runs if r["to_target"] is not None]
     med, lo, hi = spread(walls)
-    env_info = environment(threads_env=args.threads or "torch default")
+    env_info = environment(threads=args.threads or "torch's default (one per core)")
     text = [
         "# archc train: LeNet-5 on scikit-learn's digits",
         "",

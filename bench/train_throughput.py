@@ -11,6 +11,7 @@ Writes bench/results/train_throughput.md. The data is scikit-learn's 8x8 digits 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -85,6 +86,7 @@ def main() -> None:
     folders = {1: train_data.write_image_folder(work / "gray"), 3: train_data.write_image_folder(work / "rgb",
                                                                                                   mode="RGB")}
     rows, ratios = [], []
+    load = os.getloadavg()[0]
     for name in args.configs:
         spec, params, channels, batch, opts = CONFIGS[name]
         runs = {"archc": archc_epoch, "hand": hand_epoch}
@@ -118,6 +120,11 @@ def main() -> None:
                         "archc / hand"], rows),
         "",
         f"Geometric mean of the ratios: {geomean(ratios):.3f}.",
+        "",
+        f"The machine was shared with other jobs (load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at "
+        "the end): single epochs swing by tens of percent, which the interleaving spreads over both loops alike; "
+        "the medians of the per-round ratios are the figures to read. `OMP_NUM_THREADS=1` in that case runs both "
+        "faster and steadier.",
         "",
     ]
     write_atomic(Path(args.out), "\n".join(text))

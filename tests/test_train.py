@@ -84,6 +84,12 @@ def digits(tmp_path_factory):
     return train_data.write_image_folder(tmp_path_factory.mktemp("digits") / "digits", 600)
 
 
+@pytest.fixture(scope="module")
+def few(tmp_path_factory):
+    """200 of the digits: 180 to train on (5 batches of 32), 20 to validate."""
+    return train_data.write_image_folder(tmp_path_factory.mktemp("few") / "few", 200)
+
+
 def train(spec, data, tmp_path, **options):
     options = {"epochs": 2, "batch": 32, "opt": "adamw", "augment": "none", "workers": 0, "progress": False,
                "out": str(tmp_path / "run"), **QUIET, **options}
@@ -154,14 +160,14 @@ def test_named_dataset_mnist_from_its_files(specs, tmp_path):
 # -- resume, DDP ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("workers", [0, 1])
-def test_resume_equals_uninterrupted_training(specs, digits, tmp_path, workers):
+@pytest.mark.parametrize("workers", [0, pytest.param(1, marks=pytest.mark.slow)])
+def test_resume_equals_uninterrupted_training(specs, few, tmp_path, workers):
     """Dropout, drop-path, augmentation in worker processes, EMA, warm-up: stopped after epoch 1 and resumed, the
     run logs the same loss at every step and ends with the same weights, bit for bit."""
     opts = dict(epochs=3, log_every=1, warmup=0.5, ema=0.9, augment="pad-crop-flip", workers=workers)
     params = {"p": 0.2}
-    whole = train(specs / "tiny.yaml", digits, tmp_path / "a", params=params, **opts)
-    first = train(specs / "tiny.yaml", digits, tmp_path / "b", params=params, stop_after=1, **opts)
+    whole = train(specs / "tiny.yaml", few, tmp_path / "a", params=params, **opts)
+    first = train(specs / "tiny.yaml", few, tmp_path / "b", params=params, stop_after=1, **opts)
     assert len(first.epochs) == 1
     last = tmp_path / "b" / "run" / "last.pt"
     rest = archc.train(resume=str(last), progress=False, **QUIET)  # the run's own spec, data and settings
@@ -298,6 +304,7 @@ def test_weight_decay_spares_biases_and_normalisation(specs):
     assert sum(len(g["params"]) for g in groups) == len(names)
 
 
+@pytest.mark.slow
 def test_compile_option_trains(specs, digits, tmp_path, monkeypatch):
     """--compile wraps the module in torch.compile (here with the aot_eager backend: Inductor's C++ build takes
     minutes on this machine); training and validation run through it."""
@@ -389,14 +396,15 @@ def test_starting_from_weights_reports_them(specs, digits, tmp_path):
     assert any("tensors loaded" in line for line in lines)
 
 
-def test_cli_trains_and_prints_each_epoch(specs, digits, tmp_path):
+@pytest.mark.slow
+def test_cli_trains_and_prints_each_epoch(specs, few, tmp_path):
     """The command itself, in a process of its own."""
-    p = command("train", specs / "tiny.yaml", "--data", digits, "--epochs", "1", "--batch", "64", "--opt", "adamw",
+    p = command("train", specs / "tiny.yaml", "--data", few, "--epochs", "1", "--batch", "64", "--opt", "adamw",
             "--augment", "none", "--workers", "0", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert "epoch 1/1: train loss" in p.stdout and "top-5" in p.stdout
     assert (tmp_path / "runs" / "tiny" / "best.safetensors").exists()
-    p = command("train", specs / "tiny.yaml", "--data", digits, "--epochs", "1", "--batch", "64", "--workers", "0",
+    p = command("train", specs / "tiny.yaml", "--data", few, "--epochs", "1", "--batch", "64", "--workers", "0",
                 "--augment", "none", cwd=tmp_path)
     assert p.returncode == 0 and (tmp_path / "runs" / "tiny-2" / "last.pt").exists()  # a new run, a new folder
 
@@ -505,13 +513,13 @@ def test_an_offline_download_is_one_line(tmp_path, cli):
     assert not (tmp_path / "cache").exists()  # what the failed download made is gone
 
 
-def test_without_torchvision_one_line_names_the_extra(specs, digits, tmp_path):
-    code = ("import sys; sys.modules['torchvision'] = None; from archc.cli import main; "
-            f"sys.exit(main(['train', {str(specs / 'plain.yaml')!r}, '--data', {str(digits)!r}]))")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
-    assert p.returncode == 2 and p.stderr.strip().count("\n") == 0, p.stderr
-    assert "archc train needs torchvision" in p.stderr and "pip install 'archc[train]'" in p.stderr
-    assert not (tmp_path / "runs").exists()
+def test_without_torchvision_one_line_names_the_extra(specs, digits, tmp_path, cli, monkeypatch):
+    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # import torchvision: ImportError
+    line = fails(cli, specs / "plain.yaml", "--data", digits, cwd=tmp_path)
+    assert line.startswith("archc train needs torchvision (") and line.endswith(
+        f"pip install 'archc[train]' (torchvision built for the installed torch {torch.__version__.split('+')[0]})")
 
 
 def test_a_folder_holding_a_run_and_resume_mistakes(specs, digits, tmp_path, cli):
@@ -529,3 +537,7 @@ def test_a_folder_holding_a_run_and_resume_mistakes(specs, digits, tmp_path, cli
     assert "not a training state" in fails(cli, "--resume", r.folder / "last.safetensors", cwd=work)
     line = fails(cli, specs / "plain.yaml", "--resume", r.folder / "last.pt", cwd=work)
     assert "is not the spec the run trained" in line
+    other = train_data.write_image_folder(tmp_path / "other", 100)
+    line = fails(cli, "--resume", r.folder / "last.pt", "--data", other, "--epochs", "1", cwd=work)
+    assert line == f"--resume: the run trained on {digits}, not {other} (leave --data out to resume with the run's own)"
+    assert "--set is for a new run" in fails(cli, "--resume", r.folder / "last.pt", "--set", "p=0.5", cwd=work)

@@ -99,9 +99,14 @@ class Data:
     source: str  # how the data was found, for the log
     mean: tuple | None = None  # the dataset's own statistics, when known
     std: tuple | None = None
-    augment: str = "crop-flip"  # the preset that suits it
+    augment: str | None = None  # the preset that suits it (a named dataset's)
     first: str = ""  # an image of the data (its first), for messages
     counts: dict = field(default_factory=dict)  # split -> number of images
+
+
+def reference(data) -> str:
+    """DATA as a run records it: a folder's absolute path (a resume may start elsewhere), or a dataset's name."""
+    return str(Path(data).resolve()) if _key(data) is None else _key(data)
 
 
 def cache_folder() -> Path:

@@ -163,7 +163,12 @@ class Trainer:
         cfg = self.cfg
         _requirements(cfg)
         spec = self._spec()
-        data_name = self.data_arg if self.data_arg is not None else (self.state or {}).get("data")
+        data_name = self.data_arg
+        if self.state is not None:
+            if data_name is not None and data_.reference(data_name) != self.state["data"]:
+                raise ArchcError(f"--resume: the run trained on {self.state['data']}, not {data_name} (leave --data "
+                                 f"out to resume with the run's own)")
+            data_name = self.state["data"]
         if data_name is None:
             raise ArchcError("archc train needs --data: a folder of class folders of images, or a dataset name")
         named = data_.named(data_name)
@@ -178,7 +183,7 @@ class Trainer:
         if self.state is not None and self.state["classes"] != data.classes:
             raise ArchcError(f"--resume: the data's classes differ from the run's ({_few(data.classes)} here, "
                              f"{_few(self.state['classes'])} in the run)")
-        self.spec, self.analysis, self.data, self.folder = spec, analysis, data, folder
+        self.spec, self.analysis, self.data, self.folder, self.data_name = spec, analysis, data, folder, data_name
         self._loaders()
         self._model()
         self._optimizer()
@@ -196,6 +201,8 @@ class Trainer:
             from archc.ir.ops import spec_ops
             from archc.spec.load import loads
 
+            if self.params and self.spec_arg is None:
+                raise ArchcError("--resume: the run's spec parameters are its own (--set is for a new run)")
             saved = loads(self.state["spec"], f"{self.cfg.resume}:spec", spec_ops(), self.state["params"],
                           self.limits, folder=None)
             if self.spec_arg is not None:
@@ -247,8 +254,7 @@ class Trainer:
         for name, v in (("mean", mean), ("std", std)):
             if len(v) != c:
                 raise ArchcError(f"--{name} has {len(v)} values; the spec's input has {c} channels")
-        preset = cfg.augment or (data.augment if self.data_arg in data_.DATASETS or data.mean else None) or \
-            ("crop-flip" if min(h, w) >= 128 else "pad-crop-flip")
+        preset = cfg.augment or data.augment or ("crop-flip" if min(h, w) >= 128 else "pad-crop-flip")
         train_tf, val_tf = data_.transforms(preset, (h, w), mean, std, "L" if c == 1 else "RGB", pre.get("resize"),
                                             pre.get("crop"), pre.get("interpolation", "bilinear"))
         data_.set_transforms(data, train_tf, val_tf)
@@ -339,7 +345,7 @@ class Trainer:
         except ImportError:
             pass
         return {"format": run_.STATE_FORMAT, "spec": self.spec.standalone(), "params": dict(self.spec.overrides),
-                "file": self.spec.file, "data": self.data_arg, "classes": self.classes,
+                "file": self.spec.file, "data": data_.reference(self.data_name), "classes": self.classes,
                 "config": {k: v for k, v in self.cfg.to_dict().items()},
                 "epoch": self.epoch, "step": self.step, "best": self.best, "rows": self.rows,
                 "model": self.module.state_dict(), "optimizer": self.opt.state_dict(),
@@ -525,7 +531,7 @@ class Trainer:
         run_.write_metrics(folder / "metrics.jsonl", self.rows)
         run_.save_state(folder / "last.pt", self._state())
         if self.cfg.plot:
-            run_.plot(self.rows, folder / "curves.png", f"{self.spec.name} on {self.data_arg}")
+            run_.plot(self.rows, folder / "curves.png", f"{self.spec.name} on {self.data_name}")
 
     def _run_info(self) -> dict:
         import torchvision
@@ -533,7 +539,7 @@ class Trainer:
         d = self.data
         return {"spec": self.spec.name, "file": self.spec.file, "params": dict(self.spec.overrides),
                 "parameters": self.analysis.params, "input": list(self.analysis.input_shape),
-                "data": self.data_arg, "data_source": d.source, "classes": self.classes,
+                "data": data_.reference(self.data_name), "data_source": d.source, "classes": self.classes,
                 "images": {"train": len(d.train), "val": len(d.val)}, "augment": self.preset, "mean": self.mean,
                 "std": self.std, "aux_loss_weights": self.aux_weights,
                 "settings": self.cfg.to_dict(), "processes": self.dist.world, "device": str(self.dist.device),
