@@ -531,7 +531,9 @@ class Trainer:
         run_.write_metrics(folder / "metrics.jsonl", self.rows)
         run_.save_state(folder / "last.pt", self._state())
         if self.cfg.plot:
-            run_.plot(self.rows, folder / "curves.png", f"{self.spec.name} on {self.data_name}")
+            best = self.best
+            run_.plot(self.rows, folder / "curves.png", f"{self.spec.name} on {Path(str(self.data_name)).name}: best "
+                      f"validation top-1 {best['val_top1']:.2f}% (epoch {best['epoch']})")
 
     def _run_info(self) -> dict:
         import torchvision

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -157,9 +158,12 @@ def plot(rows: list[dict], path: Path, title: str = "") -> None:
         acc.plot(x, [r["val_top1"] for r in epochs], "o-", color="tab:orange", label="validation top-1")
         if all(r.get("val_top5") is not None for r in epochs):
             acc.plot(x, [r["val_top5"] for r in epochs], "s--", color="tab:green", label="validation top-5")
-        acc.plot(x, [r["train_top1"] for r in epochs], "o:", color="tab:blue", label="training top-1")
+        acc.plot([e - 0.5 for e in x], [r["train_top1"] for r in epochs], "o:", color="tab:blue",
+                 label="training top-1 (epoch mean)")
     loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
-    acc.set(xlabel="epoch", ylabel="accuracy, %", title="accuracy", ylim=(0, 101))
+    shown = [v for r in epochs for v in (r["val_top1"], r["train_top1"])]
+    low = max(0, math.floor((min(shown) - 5) / 10) * 10) if shown else 0  # the curves, not the empty space below
+    acc.set(xlabel="epoch", ylabel="accuracy, %", title="accuracy", ylim=(low, 101))
     for ax in (loss, acc):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
