@@ -12,13 +12,11 @@ import functools
 
 import torch
 
-from . import reference
-from .shapes import pair
+from .activations import ACTIVATIONS, activation_name
+from .shapes import conv_output_hw, pair
 
-# act -> (oneDNN unary post-op, its scalars): every activation of the reference has one.
-UNARY = {"none": ("none", []), "relu": ("relu", []), "relu6": ("hardtanh", [0.0, 6.0]),
-         "sigmoid": ("sigmoid", []), "tanh": ("tanh", [])}
-# The activations the residual (binary) forms fuse after the add; others run in place afterwards.
+# The activations the residual (binary) forms fuse after the add (oneDNN's sum post-op then a unary one is
+# defined for these only); others run in place afterwards.
 BINARY_UNARY = ("none", "relu")
 
 
@@ -72,17 +70,10 @@ def declines(x, weight, scale, shift, residual, stride, padding, dilation, group
         return "arguments the fused ops do not take (the reference raises if invalid)"
     if any(t is not None and tuple(t.shape) != (weight.shape[0],) for t in (scale, shift)):
         return "arguments the fused ops do not take (the reference raises if invalid)"
-    out = _out_shape(x.shape, weight.shape, *conv)
+    out = (x.shape[0], weight.shape[0], *conv_output_hw(x.shape[2:], weight.shape[2:], *conv))
     if min(out) < 1 or residual is not None and tuple(residual.shape) != out:
         return "arguments the fused ops do not take (the reference raises if invalid)"
     return None
-
-
-def _out_shape(x_shape, w_shape, stride, padding, dilation):
-    n, _, h, w = x_shape
-    cout, _, kh, kw = w_shape
-    return (n, cout, *((size + 2 * p - d * (k - 1) - 1) // s + 1
-                       for size, k, s, p, d in zip((h, w), (kh, kw), stride, padding, dilation)))
 
 
 class Packed:
@@ -101,7 +92,7 @@ class Packed:
 
     def __init__(self, x_shape, dtype, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1, groups=1,
                  act="relu"):
-        self.act = reference.activation_name(act)
+        self.act = activation_name(act)
         stride, padding, dilation = (list(pair(v)) for v in (stride, padding, dilation))
         w = weight.detach()
         if scale is not None:
@@ -110,22 +101,26 @@ class Packed:
         self.weight = torch.ops.mkldnn._reorder_convolution_weight(w, padding, stride, dilation, groups,
                                                                    list(x_shape))
         self.bias = None if shift is None else shift.detach().to(dtype).contiguous()
-        self.out_shape = _out_shape(x_shape, weight.shape, stride, padding, dilation)
-        attr, scalars = UNARY[self.act]
+        self.out_shape = (x_shape[0], weight.shape[0],
+                          *conv_output_hw(x_shape[2:], weight.shape[2:], stride, padding, dilation))
+        activation = ACTIVATIONS[self.act]
+        attr, scalars, algorithm = activation.onednn or ("none", [], None)
         conv = (self.weight, self.bias, padding, stride, dilation, groups)
-        self.args = (*conv, attr, scalars, None)
+        self.args = (*conv, attr, scalars, algorithm)
+        self.applied_after = activation.inplace if activation.onednn is None else None
         # With a residual: the add, then relu (or nothing) fused; any other activation runs in place after.
         # oneDNN fuses the add for ungrouped convs only (PyTorch falls back otherwise, without bf16 support):
         # grouped ones add the residual in place after the conv.
         fused = self.act if self.act in BINARY_UNARY else "none"
         self.binary_args = (*conv, "add", None, None if fused == "none" else fused, [], None)
-        self.after = None if self.act in BINARY_UNARY else reference.ACTIVATIONS[self.act]
+        self.after = None if self.act in BINARY_UNARY else activation.inplace
         self.fuses_residual = groups == 1
         self.plain_args = (*conv, "none", [], None)
 
     def __call__(self, x, residual=None):
         if residual is None:
-            return self.op(x, *self.args)
+            y = self.op(x, *self.args)
+            return y if self.applied_after is None else self.applied_after(y)
         if not self.fuses_residual:
             return self._add_after(self.op(x, *self.plain_args), residual)
         y = self.op_binary(x, residual, *self.binary_args)
@@ -141,7 +136,7 @@ class Packed:
     def _add_after(self, y, residual):
         if residual is not None:
             y.add_(residual)
-        act = reference.ACTIVATIONS[self.act]
+        act = ACTIVATIONS[self.act].inplace
         return y if act is None else act(y)
 
 

@@ -1,4 +1,5 @@
-"""Convolution geometry shared by the dispatcher and the Triton launchers."""
+"""Convolution and pooling geometry: the one output-size rule of archc_kernels (the dispatcher, the Triton
+launchers, the oneDNN path and the native pooling kernel all ask it; a test checks it against PyTorch's ops)."""
 
 
 def pair(value) -> tuple[int, int]:
@@ -10,10 +11,17 @@ def pair(value) -> tuple[int, int]:
     raise ValueError(f"expected an int or a pair of ints, got {value!r}")
 
 
-def conv_output_hw(hw, kernel, stride, padding, dilation) -> tuple[int, int]:
-    """Output (OH, OW) of a 2-d convolution; every argument is an (h, w) pair."""
-    return tuple((size + 2 * p - d * (k - 1) - 1) // s + 1
-                 for size, k, s, p, d in zip(hw, kernel, stride, padding, dilation))
+def conv_output_hw(hw, kernel, stride, padding, dilation, ceil: bool = False) -> tuple[int, int]:
+    """Output (OH, OW) of a 2-d convolution or pooling; every argument but `ceil` is an (h, w) pair. With
+    `ceil` (pooling's ceil_mode) the last window may start in the padding's right half, never past it."""
+    out = []
+    for size, k, s, p, d in zip(hw, kernel, stride, padding, dilation):
+        span = size + 2 * p - d * (k - 1) - 1
+        o = (-(-span // s) if ceil else span // s) + 1
+        if ceil and (o - 1) * s >= size + p:
+            o -= 1
+        out.append(o)
+    return tuple(out)
 
 
 def extent(t) -> int:
