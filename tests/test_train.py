@@ -541,3 +541,15 @@ def test_a_folder_holding_a_run_and_resume_mistakes(specs, digits, tmp_path, cli
     line = fails(cli, "--resume", r.folder / "last.pt", "--data", other, "--epochs", "1", cwd=work)
     assert line == f"--resume: the run trained on {digits}, not {other} (leave --data out to resume with the run's own)"
     assert "--set is for a new run" in fails(cli, "--resume", r.folder / "last.pt", "--set", "p=0.5", cwd=work)
+
+
+def test_the_spec_preprocessing_sets_normalisation_and_the_validation_crop(tmp_path):
+    spec = tmp_path / "pre.yaml"
+    spec.write_text(PLAIN.replace("input: [1, 8, 8]", "input: [1, 8, 8]\npreprocessing: {resize: 10, crop: 8, "
+                                  "mean: [0.25], std: [0.5], interpolation: bicubic}"))
+    try:
+        loaded = archc.load(str(spec))
+    except archc.ArchcError:
+        pytest.skip("this archc's grammar has no preprocessing: key yet")
+    assert loop.preprocessing(loaded) == {"resize": 10, "crop": (8, 8), "mean": [0.25], "std": [0.5],
+                                          "interpolation": "bicubic"}

@@ -253,7 +253,8 @@ class Trainer:
         std = cfg.std or pre.get("std") or data.std or (IMAGENET_STD if c == 3 else (0.5,))
         for name, v in (("mean", mean), ("std", std)):
             if len(v) != c:
-                raise ArchcError(f"--{name} has {len(v)} values; the spec's input has {c} channels")
+                whence = f"--{name}" if getattr(cfg, name) else f"the spec's preprocessing {name}"
+                raise ArchcError(f"{whence} has {len(v)} values; the spec's input has {c} channels")
         preset = cfg.augment or data.augment or ("crop-flip" if min(h, w) >= 128 else "pad-crop-flip")
         train_tf, val_tf = data_.transforms(preset, (h, w), mean, std, "L" if c == 1 else "RGB", pre.get("resize"),
                                             pre.get("crop"), pre.get("interpolation", "bilinear"))
@@ -595,8 +596,11 @@ def _check_input(spec: Spec, analysis, channels: int, images: str) -> None:
 def preprocessing(spec: Spec) -> dict:
     """The input pipeline the spec (its selected variant) declares under `preprocessing:`, if any: mean, std,
     resize (the shorter side before the centre crop), crop, interpolation."""
-    row = spec.variants.get(spec.variant, {}) if spec.variants else {}
-    pre = row.get("preprocessing") or spec.data.get("preprocessing") or {}
+    if hasattr(spec, "preprocessing"):  # the typed document's (its selected variant's, else its own)
+        pre = spec.preprocessing.to_dict() if spec.preprocessing is not None else {}
+    else:  # read as written
+        row = spec.variants.get(spec.variant, {}) if spec.variants else {}
+        pre = row.get("preprocessing") or spec.data.get("preprocessing") or {}
     if not isinstance(pre, dict):
         return {}
     out = {}
