@@ -496,6 +496,8 @@ def test_errors_about_the_command(specs, digits, tmp_path, cli):
     work.mkdir()
     spec = specs / "plain.yaml"
     assert "--lr must be positive" in fails(cli, spec, "--data", digits, "--lr", "-1", cwd=work)
+    assert fails(cli, spec, "--data", digits, "--mean", "0.1", "0.2", cwd=work) == \
+        "--mean has 2 values; the spec's input has 1 channels"
     line = fails(cli, spec, "--data", digits, "--batch", "1000", cwd=work)
     assert line == "the training split has 540 images, fewer than one batch of 1000: lower --batch"
     line = fails(cli, spec, "--data", "cifar10", "--data-root", tmp_path / "cache", cwd=work)
