@@ -140,6 +140,24 @@ class Distributed:
             raise ArchcError(failed[0])
         return fn()
 
+    def on_rank0(self, fn):
+        """fn() on rank 0 alone (choosing and writing the run's folder); its error is raised on every rank, so that
+        none waits for a rank 0 that stopped. Returns fn()'s result on rank 0, None elsewhere."""
+        if self.world == 1:
+            return fn()
+        failed, result = [None], None
+        try:
+            if self.rank == 0:
+                result = fn()
+        except ArchcError as e:
+            failed = [str(e)]
+            raise
+        finally:
+            torch.distributed.broadcast_object_list(failed, src=0)
+        if failed[0] is not None:
+            raise ArchcError(failed[0])
+        return result
+
     def all_sum(self, t: torch.Tensor) -> torch.Tensor:
         if self.world > 1:
             torch.distributed.all_reduce(t)
@@ -179,7 +197,7 @@ class Trainer:
         spec, analysis = self._fit_spec(spec, data)
         self.classes = data.classes
         self._pipeline(spec, analysis, data)
-        folder = run_.choose_folder(cfg.out, spec.name, cfg.resume) if self.dist.rank == 0 and cfg.save else None
+        folder = self.dist.on_rank0(lambda: run_.choose_folder(cfg.out, spec.name, cfg.resume)) if cfg.save else None
         if self.state is not None and self.state["classes"] != data.classes:
             raise ArchcError(f"--resume: the data's classes differ from the run's ({_few(data.classes)} here, "
                              f"{_few(self.state['classes'])} in the run)")
@@ -189,9 +207,10 @@ class Trainer:
         self._optimizer()
         if self.state is not None:
             self._restore(self.state)
-        if folder is not None:
-            run_.make_folder(folder)
-            run_.write_text(folder / "run.json", json.dumps(self._run_info(), indent=1) + "\n")
+        if cfg.save:
+            self.dist.on_rank0(lambda: (run_.make_folder(folder),
+                                        run_.write_text(folder / "run.json", json.dumps(self._run_info(), indent=1)
+                                                        + "\n")))
         self._describe()
         return self._train()
 
@@ -411,8 +430,8 @@ class Trainer:
             self.epoch += 1
             row = self._epoch()
             self.rows.append(row)
-            if self.folder is not None:
-                self._save(row)
+            if self.cfg.save:
+                self.dist.on_rank0(lambda: self._save(row))
             self.log(_summary(row, cfg.epochs))
         final = self.ema.module if self.ema is not None else self.module
         final.eval()
