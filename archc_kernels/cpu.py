@@ -13,7 +13,7 @@ import functools
 import torch
 
 from .activations import ACTIVATIONS, activation_name
-from .shapes import conv_output_hw, pair
+from .shapes import conv_output_hw, pads_past_window, pair
 
 # The activations the residual (binary) forms fuse after the add (oneDNN's sum post-op then a unary one is
 # defined for these only); others run in place afterwards.
@@ -83,7 +83,8 @@ class Packed:
     ``packed(x)`` / ``packed(x, residual)`` return a new channels_last tensor; ``packed.into(residual, x)``
     writes the result over ``residual`` (which must then be channels_last-contiguous and read by no one else).
     Generated code calls the ops directly: ``op(x, *args)``, and, when ``fuses_residual``,
-    ``op_binary(x, residual, *binary_args)`` or ``op_inplace(residual, x, *binary_args)`` then ``after``.
+    ``op_binary(x, residual, *binary_args)`` or ``op_inplace(residual, x, *binary_args)`` then ``after``, with
+    ``pad_input(x)`` for x where it is not None (windows wholly in the padding: see shapes.pads_past_window).
     """
 
     op = torch.ops.mkldnn._convolution_pointwise.default if available() else None
@@ -94,6 +95,14 @@ class Packed:
                  act="relu"):
         self.act = activation_name(act)
         stride, padding, dilation = (list(pair(v)) for v in (stride, padding, dilation))
+        self.out_shape = (x_shape[0], weight.shape[0],
+                          *conv_output_hw(x_shape[2:], weight.shape[2:], stride, padding, dilation))
+        # Windows wholly in the padding crash oneDNN on some inputs: pad explicitly, convolve unpadded.
+        self.pad_input = None
+        if pads_past_window(weight.shape[2:], padding, dilation):
+            (ph, pw), padding = padding, [0, 0]
+            self.pad_input = functools.partial(torch.nn.functional.pad, pad=(pw, pw, ph, ph))
+            x_shape = (*x_shape[:2], x_shape[2] + 2 * ph, x_shape[3] + 2 * pw)
         w = weight.detach()
         if scale is not None:
             w = (w.double() * scale.detach().double().view(-1, 1, 1, 1))
@@ -101,8 +110,6 @@ class Packed:
         self.weight = torch.ops.mkldnn._reorder_convolution_weight(w, padding, stride, dilation, groups,
                                                                    list(x_shape))
         self.bias = None if shift is None else shift.detach().to(dtype).contiguous()
-        self.out_shape = (x_shape[0], weight.shape[0],
-                          *conv_output_hw(x_shape[2:], weight.shape[2:], stride, padding, dilation))
         activation = ACTIVATIONS[self.act]
         attr, scalars, algorithm = activation.onednn or ("none", [], None)
         conv = (self.weight, self.bias, padding, stride, dilation, groups)
@@ -118,6 +125,8 @@ class Packed:
         self.plain_args = (*conv, "none", [], None)
 
     def __call__(self, x, residual=None):
+        if self.pad_input is not None:
+            x = self.pad_input(x)
         if residual is None:
             y = self.op(x, *self.args)
             return y if self.applied_after is None else self.applied_after(y)
@@ -128,6 +137,8 @@ class Packed:
 
     def into(self, residual, x):
         """The result written over ``residual`` (returned); residual += conv(x) as oneDNN's sum post-op."""
+        if self.pad_input is not None:
+            x = self.pad_input(x)
         if not self.fuses_residual:
             return self._add_after(residual.add_(self.op(x, *self.plain_args)), None)
         y = self.op_inplace(residual, x, *self.binary_args)

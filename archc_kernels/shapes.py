@@ -24,6 +24,14 @@ def conv_output_hw(hw, kernel, stride, padding, dilation, ceil: bool = False) ->
     return tuple(out)
 
 
+def pads_past_window(kernel, padding, dilation) -> bool:
+    """Some output pixels' windows lie wholly in the padding (padding at least the dilated kernel's extent on an
+    axis). oneDNN's CPU convolution crashes on some such calls over channels_last data (torch 2.13 and 2.14, in
+    eager F.conv2d too: a batch of 2, 4x1 maps, a 3x1 kernel, dilation 2, stride 2, padding 1, a bias); archc pads
+    these inputs explicitly and convolves without padding instead, which computes the same values."""
+    return any(p >= d * (k - 1) + 1 for k, p, d in zip(pair(kernel), pair(padding), pair(dilation)))
+
+
 def extent(t) -> int:
     """Elements between a tensor's first and last addressed element, inclusive (0 when empty)."""
     if t.numel() == 0:

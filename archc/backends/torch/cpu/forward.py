@@ -373,7 +373,7 @@ class _Emitter:
             self.assign(n, f"{call}({residual}, {x})" if self.p.slots[n].kind == INPLACE else
                         f"{call}({x}, {residual})")
             return True
-        args = self.const(packed.binary_args, "B")
+        args, x = self.const(packed.binary_args, "B"), self._padded(packed, x)
         if self.p.slots[n].kind == INPLACE:
             expr = f"{self.const(packed.op_inplace, 'convi')}({residual}, {x}, *{args})"
         else:
@@ -394,8 +394,12 @@ class _Emitter:
 
     def _plain_conv(self, packed: cpu.Packed, x: str) -> str:
         """oneDNN's conv with its unary post-op, or, for an activation oneDNN has none of, applied after."""
-        expr = f"{self.const(packed.op, 'conv')}({x}, *{self.const(packed.args, 'A')})"
+        expr = f"{self.const(packed.op, 'conv')}({self._padded(packed, x)}, *{self.const(packed.args, 'A')})"
         return expr if packed.applied_after is None else f"{self.const(packed.applied_after, 'act')}({expr})"
+
+    def _padded(self, packed: cpu.Packed, x: str) -> str:
+        """x, explicitly padded where the conv was packed for that (archc_kernels.shapes.pads_past_window)."""
+        return x if packed.pad_input is None else f"{self.const(packed.pad_input, 'pad')}({x})"
 
     def _gemm_conv(self, node: Node, ins: list[str]) -> bool:
         """A small 1x1 conv as torch.mm over the [pixels, channels] view of channels_last data, written into
