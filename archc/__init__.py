@@ -5,6 +5,7 @@
     archc.validate(spec_or_path)   -> Analysis  (analyze, and the module-name checks of build; no torch)
     archc.build(spec_or_path)      -> ArchcModule (an nn.Module; `.graph` is its analysed graph)
     archc.fuse(module)             -> an eval-only module: BN folded, conv+BN+act(+residual) fused kernels
+    archc.train(spec, data, ...)   -> TrainResult (the trained module, its run folder and metrics): `archc train`
     archc.register_op(op, lower)   -> adds an op (its meaning, archc.ir.ops.Op) and its PyTorch lowering: plugins
 
 The pipeline, each stage importing only the ones before it: spec (text -> Spec) -> ir (ops, graph,
@@ -23,7 +24,7 @@ from archc.errors import (ArchcError, ArchcErrors, ArchcWarning, CheckpointError
 from archc.spec.limits import Limits
 from archc.spec.load import Spec
 
-__all__ = ["load", "loads", "analyze", "validate", "build", "fuse", "register_op", "Spec", "Limits",
+__all__ = ["load", "loads", "analyze", "validate", "build", "fuse", "train", "register_op", "Spec", "Limits",
            "ArchcError", "ArchcErrors", "SpecError", "ShapeError", "ExprError", "LimitError", "CheckpointError",
            "OutputError", "ArchcWarning"]
 
@@ -151,6 +152,20 @@ def fuse(module, max_plans: int | None = None):
     from archc.backends.torch.inference import fuse as _fuse
 
     return _fuse(module, max_plans)
+
+
+def train(spec=None, data=None, *, params: dict | None = None, limits: Limits | dict | None = None, log=print,
+          **options):
+    """Train the module `spec` makes on `data` and evaluate it each epoch: what `archc train` does (docs/training.md).
+
+    spec: a spec path or Spec (None with `resume=`: the run's own). data: a folder of class folders of images (with
+    train/ and val/ inside, or split by `val_split`), or a torchvision dataset's name (cifar10, mnist, ...).
+    params: spec parameters, as --set (`classes` is set from the data). options: archc.training.TrainConfig's
+    fields — epochs, batch, opt, lr, sched, warmup, amp, ema, out, resume, ... Returns a TrainResult: the
+    trained module (eval mode), the run's folder (weights as .safetensors, metrics.jsonl, last.pt), its epochs."""
+    from archc.training import train as _train
+
+    return _train(spec, data, params=params, limits=limits, log=log, **options)
 
 
 def register_op(op, lower) -> None:

@@ -134,6 +134,17 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print the measurements as JSON")
     b.set_defaults(run=_bench)
 
+    t = sub.add_parser("train", parents=[lim], help="train the spec's module on a dataset, validating every epoch "
+                                                   "(torchrun --nproc_per_node=N: on N processes)")
+    t.add_argument("spec", nargs="?", help="the spec (leave it out with --resume: the run's own)")
+    t.add_argument("--data", help="a folder of class folders of images (with train/ and val/ inside, or split by "
+                                  "--val-split), or a torchvision dataset: cifar10, cifar100, mnist, fashionmnist, "
+                                  "svhn, stl10, ...")
+    t.add_argument("--set", action="extend", nargs="+", default=[], metavar="K=V",
+                   help="override spec parameters (classes is set from the data)")
+    _train_options(t)
+    t.set_defaults(run=_train)
+
     s = sub.add_parser("schema", help="print the spec JSON Schema (archc/spec/schema.json is this)")
     s.set_defaults(run=_schema)
     return p
@@ -340,6 +351,50 @@ def _bench(args) -> int:
     result = bench.bench(_analyze(args.spec, args).spec, args.device, batches, args.dtype, args.runs, args.warmup,
                          progress=bench.stderr_progress)
     print(json.dumps(result, indent=1) if args.json else bench.table(result))
+    return EXIT_OK
+
+
+def _train_options(p: argparse.ArgumentParser) -> None:
+    """One option per field of archc.training.config.TrainConfig (its help, flag and choices live there); only the
+    options given reach archc.train (a resumed run keeps its own settings)."""
+    import dataclasses
+
+    from archc.training.config import TrainConfig
+
+    for f in dataclasses.fields(TrainConfig):
+        meta = f.metadata
+        flag = meta.get("flag") or "--" + f.name.replace("_", "-")
+        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        shown = f" (default {' '.join(map(str, f.default)) if isinstance(f.default, list) else f.default})" \
+            if f.default is not None and "default" not in meta["help"] else ""
+        kw = {"dest": f.name, "default": argparse.SUPPRESS, "help": meta["help"] + shown}
+        if "bool" in kind:
+            kw["action"] = argparse.BooleanOptionalAction
+        else:
+            kw["type"] = float if "float" in kind else int if "int" in kind else str
+            for key in ("choices", "metavar", "nargs"):
+                if meta.get(key) is not None:
+                    kw[key] = meta[key]
+        p.add_argument(flag, **kw)
+
+
+def _train(args) -> int:
+    """archc.train with the options given; under torchrun, only rank 0 prints (errors included)."""
+    import archc
+    from archc.training.config import FIELDS
+
+    options = {k: v for k, v in vars(args).items() if k in FIELDS}
+    try:
+        result = archc.train(args.spec, args.data, params=_overrides(args.set), limits=_limits(args),
+                             log=lambda line: print(line, flush=True), **options)
+    except ArchcError:
+        if os.environ.get("RANK", "0") != "0":
+            return EXIT_SPEC  # rank 0 says it
+        raise
+    if result.folder is not None and result.best is not None:
+        print(f"best: epoch {result.best['epoch']}, validation top-1 {result.best['val_top1']:.2f}%; weights in "
+              f"{result.folder / 'best.safetensors'} (and last.safetensors), metrics in "
+              f"{result.folder / 'metrics.jsonl'}", flush=True)
     return EXIT_OK
 
 

@@ -22,7 +22,7 @@ from archc.ir.graph import Graph, Node, Output
 from archc.ir.ops import INTERNAL, JOIN, OPS, STATEFUL, Op
 from archc.ir.scope import Modules, Scope, is_unit
 from archc.spec.expr import MAX_MAGNITUDE, UNKNOWN, UnknownValue, evaluate, show
-from archc.spec.grammar import CONSTRUCTS, PROBABILITY, RESERVED
+from archc.spec.grammar import CONSTRUCTS, LOSS_WEIGHT, PROBABILITY, RESERVED
 from archc.spec.kinds import (NONE, REQUIRED, VALUE, Bool, Int, List, Symbol, Table, is_module_name, is_module_path,
                               name_problem, path_problem)
 from archc.spec.limits import ITEM_DEPTH
@@ -629,8 +629,10 @@ class _Expander:
 
     def aux(self, item: Item, env: dict, x, scope: Scope, name=None):
         out = self.emit(item.value, env, x, scope) or x
+        weight = self.resolve(LOSS_WEIGHT, item.keys["loss_weight"], env, item.where.child("loss_weight"),
+                              scope.prefix, "aux loss_weight") if "loss_weight" in item.keys else None
         if out is not POISON:
-            self.g.outputs.append(Output(scope.prefix, out, True))
+            self.g.outputs.append(Output(scope.prefix, out, True, weight))
         return x
 
 

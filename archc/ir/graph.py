@@ -37,6 +37,7 @@ class Output:
     name: str
     node: str
     aux: bool  # an auxiliary output: computed in train mode only
+    loss_weight: float | None = None  # an auxiliary output's weight in the training loss, as the spec writes it
 
 
 class Graph:

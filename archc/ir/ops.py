@@ -33,6 +33,7 @@ VIEW = "view"  # in inference its output aliases its input: no memory of its own
 EVAL_IDENTITY = "eval_identity"  # returns its input in eval mode
 STATEFUL = "stateful"  # holds parameters or buffers: its name must be unique in its scope
 PARAMETER = "parameter"  # its one parameter is keyed by the op's own path (ConvNeXt's `layer_scale`), not path.weight
+DISTANCE = "distance"  # its outputs are distances, the smallest the best class: a classifier's logits are their negatives
 INPUT = "input"  # the network's input
 INTERNAL = "internal"  # made by archc itself (the input, fused ops), never written in specs
 
@@ -651,7 +652,7 @@ _OPS = [
     Op("rbf", "Euclidean radial basis output units with fixed +-1 centres: y_i = sum_j (x_j - c_ij)^2 "
        "(LeNet-5's output layer; the centres are a buffer, not trained).",
        _linear_shape, {"out": _int()}, macs=lambda a, i, o: i[0][0] * a["out"],
-       buffers=lambda a, i, o: i[0][0] * a["out"], categories=frozenset({STATEFUL})),
+       buffers=lambda a, i, o: i[0][0] * a["out"], categories=frozenset({STATEFUL, DISTANCE})),
     Op("chunk", "The index-th of `chunks` equal parts of the channels (torch.chunk; ShuffleNetV2's split); a view.",
        _chunk_shape, {"chunks": _int(doc="number of equal parts"), "index": _int(doc="which part, from 0", lo=0)},
        categories=frozenset({VIEW})),

@@ -132,6 +132,7 @@ SEQ, ITEM, NODE = SeqKind(), ItemKind(), NodeKind()
 WITH = Mapping(VALUE)
 TEMPLATE = Str(what="a names template such as 'layer{i + 1}'")
 PROBABILITY = Float(0.0, 1.0)
+LOSS_WEIGHT = Float(0.0)
 
 
 @dataclass(frozen=True)
@@ -221,6 +222,8 @@ _CONSTRUCTS = [
     Construct("aux", "An auxiliary output (train mode only) computed on the current value.",
               NodeKind(not_=("aux",), why="an aux head cannot be an aux itself (`aux` is reserved: name the head "
                                       "aux1, head, ...)"),
+              keys={"loss_weight": Key(LOSS_WEIGHT, doc="the weight of this head's loss in training (`archc train`; "
+                                                       "default 1): GoogLeNet's 0.3")},
               scope="own", unit="always"),
 ]
 CONSTRUCTS: dict[str, Construct] = {c.name: c for c in _CONSTRUCTS}
