@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 import archc
+from archc import files
 from archc.errors import ArchcError, ShapeError, SpecError
 from archc.ir.ops import DISTANCE, OPS
 from archc.spec.load import Spec
@@ -209,7 +210,7 @@ class Trainer:
             self._restore(self.state)
         if cfg.save:
             self.dist.on_rank0(lambda: (run_.make_folder(folder),
-                                        run_.write_text(folder / "run.json", json.dumps(self._run_info(), indent=1)
+                                        files.write_text(folder / "run.json", json.dumps(self._run_info(), indent=1)
                                                         + "\n")))
         self._describe()
         return self._train()

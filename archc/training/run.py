@@ -17,40 +17,11 @@ import os
 import tempfile
 from pathlib import Path
 
+from archc import files
 from archc.errors import ArchcError
 
 RUN_FILES = ("run.json", "metrics.jsonl", "last.safetensors", "best.safetensors", "last.pt", "curves.png")
 STATE_FORMAT = "archc-train-1"
-
-
-def write_with(path: Path, write) -> None:
-    """The one place this package writes a file: write(tmp) fills a temporary file beside `path`, which is then
-    fsynced and renamed over it (a failed or killed write leaves the old file). archc/files.py's write_with,
-    once it is on main, replaces this."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # as open() would have made it
-        write(Path(tmp))
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as e:
-        raise ArchcError(f"cannot write {path}: {e.strerror or e}") from None
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-
-
-def write_text(path: Path, text: str) -> None:
-    write_with(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def choose_folder(out: str | None, name: str, resume: str | None) -> Path:
@@ -76,31 +47,28 @@ def choose_folder(out: str | None, name: str, resume: str | None) -> Path:
 
 
 def make_folder(folder: Path) -> None:
+    """The run's own folder (its files then go through archc/files.py, which refuses links and non-files)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ArchcError(f"cannot make the run's folder {folder}: {e.strerror or e}") from None
-    probe = folder / ".archc-write-probe"
-    try:
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise ArchcError(f"cannot write in the run's folder {folder}: {e.strerror or e}") from None
+    if folder.is_symlink() or not folder.is_dir():
+        raise ArchcError(f"cannot use {folder} as the run's folder: not a folder")
 
 
 def save_weights(path: Path, state: dict, metadata: dict) -> None:
     """A state_dict as .safetensors (each tensor its own contiguous CPU copy; metadata as strings)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in state.items()}
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
-    write_with(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+    files.write_bytes(path, save(tensors, metadata=meta))
 
 
 def save_state(path: Path, state: dict) -> None:
     import torch
 
-    write_with(path, lambda tmp: torch.save(state, tmp))
+    files.write_with(path, lambda f: torch.save(state, f), stream=True)
 
 
 def load_state(path: str) -> dict:
@@ -121,7 +89,7 @@ def load_state(path: str) -> dict:
 
 
 def write_metrics(path: Path, rows: list[dict]) -> None:
-    write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+    files.write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:
@@ -169,4 +137,4 @@ def plot(rows: list[dict], path: Path, title: str = "") -> None:
         ax.legend(fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
-    write_with(path, lambda tmp: fig.savefig(tmp, format="png"))
+    files.write_with(path, lambda tmp: fig.savefig(tmp, format="png"))
