@@ -40,13 +40,17 @@ def _no_gc():
 
 
 def load(path: str | Path, *, limits: Limits | dict | None = None, **params) -> Spec:
-    """Read and check a spec, overriding its `params:` (as `--set`). `limits`: a Limits, or a mapping such as
-    {"params": 5_000_000_000} raising some limits (see archc.Limits and docs/language.md's *Limits*)."""
+    """Read and check a spec, overriding its `params:` (as `--set`): a path, or the name of a network of the zoo
+    archc ships (`"resnet50"`: archc/zoo/resnet.yaml with variant=resnet50; `archc list` shows them; a path that
+    exists wins). `limits`: a Limits, or a mapping such as {"params": 5_000_000_000} raising some limits (see
+    archc.Limits and docs/language.md's *Limits*)."""
     from archc.ir.ops import spec_ops
     from archc.spec.load import load as _load
+    from archc.spec.zoo import find
 
+    file, shown, named = find(path)
     with _no_gc():
-        return _load(path, spec_ops(), params, limits)
+        return _load(file, spec_ops(), {**named, **params}, limits, shown=shown)
 
 
 def loads(text: str, file: str = "<string>", *, limits: Limits | dict | None = None, **params) -> Spec:

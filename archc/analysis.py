@@ -80,10 +80,10 @@ class Analysis:
 
     @property
     def published(self) -> dict | None:
-        """The accuracy the spec declares (`published:`, dataset filled in), for the architecture as written: None
-        when it declares none or when its parameters were overridden (the figure would be for another network)."""
-        p = self.spec.data.get("published")
-        return None if p is None or self.spec.overrides else {"dataset": "ImageNet-1k", **p}
+        """The accuracy the spec (its selected variant) declares (`published:`), for the architecture as written:
+        None when it declares none or when parameters other than the variant were overridden."""
+        p = self.spec.published
+        return p.to_dict() if p else None
 
     @property
     def warnings(self) -> list:

@@ -26,8 +26,8 @@ def plot(analyses: list[Analysis], path: str | Path) -> list[str]:
         raise ArchcError(f"--plot {path}: write a .svg, .png or .pdf file")
     matplotlib.rcParams["svg.hashsalt"] = "archc"  # the same SVG for the same figures
     with_accuracy = [a for a in analyses if a.published]
-    notes = [f"{a.name}: no published accuracy" + (" (parameters overridden)" if a.spec.overrides and
-                                                    "published" in a.spec.data else "")
+    notes = [f"{a.name}: no published accuracy" + (" (parameters overridden)" if not a.spec.as_written and
+                                                    a.spec.about.published else "")
              for a in analyses if not a.published] if with_accuracy else []
     datasets = sorted({a.published["dataset"] for a in with_accuracy}, key=lambda d: (d != "ImageNet-1k", d))
     panels = datasets or [None]
