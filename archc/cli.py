@@ -132,6 +132,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print the measurements as JSON")
     b.set_defaults(run=_bench)
 
+    z = sub.add_parser("list", help="list the zoo: every network archc ships, by the name compile, view, ... take")
+    z.add_argument("--format", choices=("text", "json", "markdown"), default="text",
+                   help="a table (default), JSON (every network's figures), or docs/zoo.md's Markdown table")
+    z.set_defaults(run=_list)
+
     s = sub.add_parser("schema", help="print the spec JSON Schema (archc/spec/schema.json is this)")
     s.set_defaults(run=_schema)
     return p
@@ -332,6 +337,14 @@ def _bench(args) -> int:
     result = bench.bench(_analyze(args.spec, args).spec, args.device, batches, args.dtype, args.runs, args.warmup,
                          progress=bench.stderr_progress)
     print(json.dumps(result, indent=1) if args.json else bench.table(result))
+    return EXIT_OK
+
+
+def _list(args) -> int:
+    from archc import catalog
+
+    fams = catalog.families()
+    print({"text": catalog.text, "json": catalog.as_json, "markdown": catalog.markdown}[args.format](fams))
     return EXIT_OK
 
 

@@ -83,7 +83,7 @@ class _Reader:
         if "variant" not in params:
             self.error("a spec with variants names its default in params: {variant: NAME}", at.child("variants"),
                        key=True, cls=UnknownNameError)
-        elif params["variant"] not in variants:
+        elif not isinstance(params["variant"], str) or params["variant"] not in variants:
             self.error(f"unknown variant {short(params['variant'])} (variants: {', '.join(variants)})",
                        at.child("params", "variant"), cls=UnknownNameError)
         keys = {name: {k for k in row if k not in g.VARIANT.keys} for name, row in variants.items()
