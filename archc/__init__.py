@@ -99,8 +99,10 @@ def validate(spec_or_path, *, limits: Limits | dict | None = None, **params):
 def build(spec_or_path, weights=None, features=None, *, limits: Limits | dict | None = None, **params):
     """An nn.Module from a spec path, a Spec or an Analysis; `module.analysis` keeps its figures and graph.
 
-    weights: a state_dict file to load (torchvision .pth, .safetensors, an archc checkpoint): every tensor whose
-    key and shape match; `module.weights_report` says what did not (archc/weights.py), with a warning.
+    weights: a state_dict file to load (torchvision .pth, .safetensors, an archc checkpoint), or published weights
+    by name (`"IMAGENET1K_V2"`, `"torchvision:DEFAULT"`: the torchvision model's the spec names, through
+    torchvision's weights API, `archc[weights]`): every tensor whose key and shape match; `module.weights_report`
+    says what did not (archc/weights.py), with a warning.
     features: names of nodes or module groups (`["layer2", "layer3", "layer4"]`): the module returns a dict of
     those values instead, computing only what they need (the rest of the network is not built).
     limits: a Limits, or a mapping raising some limits (see archc.Limits)."""
@@ -117,12 +119,15 @@ def build(spec_or_path, weights=None, features=None, *, limits: Limits | dict | 
         module = ArchcModule(analysis.graph)
     module.analysis = analysis
     module.weights_report = None
+    module.weights_name = None  # torchvision weights loaded by name
+    module.preprocessing = analysis.spec.preprocessing  # the input pipeline its weights expect, if known
+    module.categories = None  # class names in output order, when the weights say
     if weights is not None:
         import warnings
 
-        from archc.weights import load as load_weights
+        from archc.weights import load_any
 
-        module.weights_report = load_weights(module, weights)
+        module.weights_report = load_any(module, weights)
         if not module.weights_report.complete:
             warnings.warn(str(module.weights_report), stacklevel=2)
     return module

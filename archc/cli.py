@@ -71,8 +71,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="print the analysis as JSON")
     c.add_argument("--depth", type=int, metavar="N", help="group the table by the first N names (layer1.0)")
     c.add_argument("-o", "--output", metavar="FILE", help="save the built module as an archc checkpoint (.pt)")
-    c.add_argument("--weights", metavar="FILE", help="load a state_dict (torchvision .pth, .safetensors, an archc "
-                                                     "checkpoint) into the module; report what did not match")
+    c.add_argument("--weights", metavar="FILE|torchvision:NAME",
+                   help="load a state_dict (torchvision .pth, .safetensors, an archc checkpoint), or the published "
+                        "weights of the spec's torchvision model by name (torchvision:IMAGENET1K_V2, needs "
+                        "archc[weights]); report what did not match")
     c.add_argument("--memory", action="store_true",
                    help="also print the memory plan of archc.fuse's CPU forward (arena, slices, peak)")
     c.add_argument("--batch", type=int, default=1, metavar="N", help="batch size of the memory plan (default 1)")
@@ -114,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--set", action="extend", nargs="+", default=[], metavar="K=V")
     e.add_argument("--format", required=True, choices=("onnx", "pt2", "torchscript"))
     e.add_argument("--fused", action="store_true", help="export archc.fuse(module): BN folded, conv+BN+act fused")
-    e.add_argument("--weights", metavar="FILE", help="load these weights first (as compile --weights)")
+    e.add_argument("--weights", metavar="FILE|torchvision:NAME", help="load these weights first (as compile --weights)")
     e.add_argument("-o", "--output", metavar="FILE", help="default: the spec's name[.fused].onnx|.pt2|.pt")
     e.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
     e.add_argument("--no-check", action="store_true", help="skip running the export against the module")
@@ -131,6 +133,16 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default 2)")
     b.add_argument("--json", action="store_true", help="print the measurements as JSON")
     b.set_defaults(run=_bench)
+
+    r = sub.add_parser("predict", parents=[lim], help="classify images: the top classes, with their names")
+    r.add_argument("spec")
+    r.add_argument("images", nargs="+", metavar="IMAGE")
+    r.add_argument("--set", action="extend", nargs="+", default=[], metavar="K=V")
+    r.add_argument("--weights", metavar="FILE|torchvision:NAME",
+                   help="default: the weights the spec publishes its accuracy for (torchvision's, by name)")
+    r.add_argument("--top", type=int, default=5, metavar="K", help="classes shown per image (default 5)")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(run=_predict)
 
     z = sub.add_parser("list", help="list the zoo: every network archc ships, by the name compile, view, ... take")
     z.add_argument("--format", choices=("text", "json", "markdown"), default="text",
@@ -196,7 +208,7 @@ def _compile(args) -> int:
     if args.weights:  # read before anything is printed: a file that is not weights fails first
         from archc import weights
 
-        state = weights.read(args.weights)
+        fetched = weights.fetch(args.weights, analysis)
     if not args.json:
         print(report.table(analysis, args.depth), flush=True)
     import archc
@@ -207,7 +219,7 @@ def _compile(args) -> int:
         raise RuntimeError(f"built module has {built} parameters, analysis says {analysis.params}")
     loaded = None
     if args.weights:
-        loaded = weights.apply(module, *state, args.weights)
+        loaded = weights.install(module, fetched)
         if not args.json:
             print(loaded, flush=True)
     if args.output:
@@ -317,10 +329,10 @@ def _export(args) -> int:
     from archc import export, weights
 
     analysis = _validated(args.spec, args)
-    state = weights.read(args.weights) if args.weights else None
+    fetched = weights.fetch(args.weights, analysis) if args.weights else None
     module = archc.build(analysis)
-    if state:
-        print(weights.apply(module, *state, args.weights), flush=True)
+    if fetched:
+        print(weights.install(module, fetched), flush=True)
     module = archc.fuse(module) if args.fused else module.eval()
     out = Path(args.output or f"{Path(args.spec).stem}{'.fused' if args.fused else ''}{export.FORMATS[args.format]}")
     print(export.export(module, args.format, out, check=not args.no_check, opset=args.opset or export.OPSET))
@@ -337,6 +349,36 @@ def _bench(args) -> int:
     result = bench.bench(_analyze(args.spec, args).spec, args.device, batches, args.dtype, args.runs, args.warmup,
                          progress=bench.stderr_progress)
     print(json.dumps(result, indent=1) if args.json else bench.table(result))
+    return EXIT_OK
+
+
+def _predict(args) -> int:
+    import archc
+    from archc import predict, weights
+
+    analysis = _validated(args.spec, args)
+    ref = args.weights
+    if ref is None:
+        spec = analysis.spec
+        if spec.torchvision is None:
+            raise SpecError(f"{spec.name} names no torchvision model, so it has no published weights: give "
+                            "--weights FILE")
+        ref = weights.PREFIX + (spec.published.weights if spec.published and spec.published.weights else "DEFAULT")
+    fetched = weights.fetch(ref, analysis)
+    module = archc.build(analysis)
+    report = weights.install(module, fetched)
+    if not report.complete:
+        print(report, file=sys.stderr)
+    found = predict.predict(module, args.images, args.top)
+    if args.json:
+        print(json.dumps({"network": module.name, "weights": report.file,
+                          "preprocessing": module.preprocessing.to_dict(),
+                          "predictions": [p.to_dict() for p in found]}, indent=1))
+    else:
+        pre = module.preprocessing
+        print(f"{module.name} with {report.file}; images resized to {pre.resize} ({pre.interpolation}), cropped to "
+              f"{pre.crop}")
+        print(predict.text(found))
     return EXIT_OK
 
 

@@ -17,7 +17,7 @@ PACKAGE = Path(archc.__file__).parent
 # Stage of each module or package, in pipeline order; a module may import only its own stage or earlier ones.
 STAGES = ["archc.errors", "archc.spec", "archc.ir", "archc.passes", "archc.analysis",
           "archc.report|archc.dot|archc.view|archc.chart", "archc.backends|archc.weights", "archc",
-          "archc.checkpoint|archc.export|archc.bench|archc.catalog", "archc.cli"]
+          "archc.checkpoint|archc.export|archc.bench|archc.catalog|archc.predict", "archc.cli"]
 
 
 def stage(module: str) -> int:
