@@ -120,6 +120,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--output", metavar="FILE", help="default: the spec's name[.fused].onnx|.pt2|.pt")
     e.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
     e.add_argument("--no-check", action="store_true", help="skip running the export against the module")
+    e.add_argument("--safetensors", action="store_true",
+                   help="also write the weights beside it: OUTPUT's name .safetensors (the module's state_dict, "
+                        "its input pipeline as metadata)")
     e.set_defaults(run=_export)
 
     b = sub.add_parser("bench", parents=[fmt],
@@ -333,9 +336,15 @@ def _export(args) -> int:
     module = archc.build(analysis)
     if fetched:
         print(weights.install(module, fetched), flush=True)
+    meta = export.metadata(module)  # the pipeline and classes of the weights, from the trained module
+    trained = module
     module = archc.fuse(module) if args.fused else module.eval()
     out = Path(args.output or f"{Path(args.spec).stem}{'.fused' if args.fused else ''}{export.FORMATS[args.format]}")
-    print(export.export(module, args.format, out, check=not args.no_check, opset=args.opset or export.OPSET))
+    print(export.export(module, args.format, out, check=not args.no_check, opset=args.opset or export.OPSET,
+                        meta=meta))
+    if args.safetensors:  # the weights beside the model, under the spec's keys (archc.build(spec, weights=...))
+        print(f"wrote {export.save_weights(trained, out.with_suffix('.safetensors'), meta)} (the module's "
+              f"state_dict, {len(trained.state_dict())} tensors; metadata: {', '.join(meta) or 'none'})")
     return EXIT_OK
 
 

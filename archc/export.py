@@ -12,12 +12,18 @@ input of batch 2. Formats:
 - pt2: `torch.export.export`, saved with `torch.export.save`; reloaded and run against the module.
 - torchscript: `torch.jit.trace`, saved with `.save`; reloaded and run against the module.
 The check fails the export when the outputs differ by more than TOLERANCE (max |a - b| / max |b|).
+
+What a deployed model needs beside it: `metadata(module)` (the input pipeline its weights expect, and its class
+names when the weights give them) goes into the ONNX model's metadata as JSON (`archc.preprocessing`,
+`archc.classes`); `save_weights` writes the module's state_dict as .safetensors (the `safetensors` extra), the same
+metadata in its header, loadable with `archc.build(spec, weights=FILE)`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import warnings
 from dataclasses import dataclass
@@ -62,9 +68,54 @@ def output_names(module) -> list[str]:
     return [o.name for o in module.graph.outputs if not o.aux]
 
 
-def export(module, fmt: str, path: str | Path, check: bool = True, opset: int = OPSET) -> Exported:
+def metadata(module) -> dict[str, str]:
+    """What a deployed model needs to be used, as strings of JSON: the input pipeline (`archc.preprocessing`:
+    resize, crop, interpolation, mean, std) when the spec or its weights state one, and the class names
+    (`archc.classes`) when the weights give them."""
+    out = {}
+    pre = getattr(module, "preprocessing", None)
+    if pre is not None:
+        out["archc.preprocessing"] = json.dumps(pre.to_dict())
+    names = getattr(module, "categories", None)
+    if names:
+        out["archc.classes"] = json.dumps(list(names))
+    return out
+
+
+def save_weights(module, path: str | Path, extra: dict[str, str] | None = None) -> str:
+    """The module's state_dict as a .safetensors file (metadata: the spec's name and `extra`)."""
+    try:
+        from safetensors.torch import save_file
+    except ImportError:
+        raise ArchcError("writing .safetensors weights needs the safetensors extra: pip install "
+                         "'archc[safetensors]'") from None
+    state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+    meta = {"format": "pt", "archc.network": module.name, **(extra or {})}
+    _write(Path(path), lambda target: save_file(state, str(target), metadata=meta))
+    return str(path)
+
+
+def _write(path: Path, write) -> None:
+    """Every file export writes beside the model, written whole or not at all (a temporary file renamed)."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def export(module, fmt: str, path: str | Path, check: bool = True, opset: int = OPSET,
+           meta: dict[str, str] | None = None) -> Exported:
     """Export `module` (an ArchcModule, built or fused) to `path` in format `fmt`; with `check`, run the
-    exported model against the module on a fresh input of batch 3 (the export was traced at batch 2)."""
+    exported model against the module on a fresh input of batch 3 (the export was traced at batch 2). `meta`:
+    more metadata for an ONNX model (default: `metadata(module)`)."""
     if fmt not in FORMATS:
         raise ArchcError(f"unknown export format {fmt!r} (formats: {', '.join(FORMATS)})")
     module = module.eval()
@@ -72,8 +123,9 @@ def export(module, fmt: str, path: str | Path, check: bool = True, opset: int = 
     torch.manual_seed(0)
     example = torch.randn(2, *shape)
     path = Path(path)
-    result = {"onnx": _onnx, "pt2": _pt2, "torchscript": _torchscript}[fmt](module, example, path, check, opset)
-    return result
+    if fmt == "onnx":
+        return _onnx(module, example, path, check, opset, metadata(module) if meta is None else meta)
+    return {"pt2": _pt2, "torchscript": _torchscript}[fmt](module, example, path, check, opset)
 
 
 @contextlib.contextmanager
@@ -138,7 +190,7 @@ def _avg_pool2d_translation():
     return avg_pool2d
 
 
-def _onnx(module, example, path: Path, check: bool, opset: int) -> Exported:
+def _onnx(module, example, path: Path, check: bool, opset: int, meta: dict[str, str]) -> Exported:
     try:
         import onnx
         import onnxscript.optimizer
@@ -162,7 +214,7 @@ def _onnx(module, example, path: Path, check: bool, opset: int) -> Exported:
     spec = module.analysis.spec
     model.doc_string = f"archc export of {module.name} ({spec.file})"
     for key, value in (("archc.spec", spec.file), ("archc.input", str(module.analysis.input_shape)),
-                       ("archc.outputs", ", ".join(names))):
+                       ("archc.outputs", ", ".join(names)), *meta.items()):
         model.metadata_props.add(key=key, value=value)
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
