@@ -2,7 +2,7 @@
 expect (the spec's `preprocessing:`, or torchvision's weights meta for weights loaded by name), printing the top
 classes with their names (torchvision's weights meta has ImageNet's).
 
-Images are decoded by torchvision (`torchvision.io.decode_image`: JPEG, PNG, GIF, WebP) and prepared as
+Images are decoded by Pillow (what torchvision's transforms take; JPEG, PNG, WebP, ...) and prepared as
 torchvision's `ImageClassification` transform does: resize the shorter side (antialiased), centre crop, scale to
 [0, 1], normalise. Needs torchvision: `pip install 'archc[weights]'`.
 """
@@ -31,28 +31,30 @@ def _tv():
     from archc.weights import _torchvision
 
     _torchvision()  # the one message when torchvision is missing
-    import torchvision.io
     import torchvision.transforms.functional as F
 
-    return torchvision.io, F
+    return F
 
 
 def read_image(path: str | Path) -> torch.Tensor:
-    """An image file as a uint8 tensor [3, H, W] (RGB)."""
-    io, _ = _tv()
+    """An image file as a uint8 tensor [3, H, W] (RGB), decoded by Pillow (torchvision's own dependency)."""
+    F = _tv()
+    from PIL import Image, UnidentifiedImageError
+
     path = Path(path)
     if not path.is_file():
         raise ArchcError(f"cannot read image {path}: no such file")
     try:
-        return io.decode_image(io.read_file(str(path)), mode=io.ImageReadMode.RGB)
-    except Exception as e:  # not an image, or one torchvision cannot decode
+        with Image.open(path) as image:
+            return F.pil_to_tensor(image.convert("RGB"))
+    except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ArchcError(f"cannot read image {path}: {first}") from None
 
 
 def prepare(image: torch.Tensor, pre: Preprocessing) -> torch.Tensor:
     """A uint8 image [C, H, W] through the pipeline: float [C, crop, crop]."""
-    _, F = _tv()
+    F = _tv()
     mode = F.InterpolationMode(pre.interpolation)
     x = F.resize(image, [pre.resize], interpolation=mode, antialias=True)
     x = F.center_crop(x, [pre.crop])

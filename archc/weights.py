@@ -18,8 +18,11 @@ name carries checked on download, its key fix-ups (DenseNet's old keys). Needs t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -241,9 +244,11 @@ def torchvision_weights(spec, name: str, aux: bool = False) -> Published:
 
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
     present = cached.is_file()
-    try:
-        model = models.get_model(spec.torchvision, weights=weights, progress=False,
-                                 **({"aux_logits": True} if aux else {}))
+    try:  # torch.hub says "Downloading: ..." on stdout: keep stdout for archc's output (--json)
+        with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # GoogLeNet's "auxiliary heads are NOT pretrained"
+            model = models.get_model(spec.torchvision, weights=weights, progress=False,
+                                     **({"aux_logits": True} if aux else {}))
     except Exception as e:  # offline, refused, a damaged or truncated file, a hash that does not match
         reason = _reason(e)
         if present:

@@ -292,12 +292,13 @@ PACKAGE = Str(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$(?!\n)", "a package na
 # A library name: a package (`archc`: the libraries archc ships; others: folders on the library search path) and
 # the library's name in it, `archc/resnet`.
 LIBRARY_NAME = r"[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)+"
+IMPORT = Str(rf"^([^/].*\.ya?ml|{LIBRARY_NAME})$(?!\n)", "a relative path to a .yaml file, or a library name such "
+                                                         "as archc/resnet")
 _COMMON = {
     "archc": Key(Const(1), True, doc="spec language version"),
     "source": Key(Str(), doc="where the architecture and its figures come from"),
     "description": Key(Str()),
-    "import": Key(List(Str(rf"^([^/].*\.ya?ml|{LIBRARY_NAME})$(?!\n)",
-                           "a relative path to a .yaml file, or a library name such as archc/resnet")),
+    "import": Key(List(IMPORT),
                   doc="block libraries: paths relative to this file (inside its folder), or library names "
                       "(archc/resnet: archc's own; mylab/blocks: mylab/blocks.yaml in a folder of ARCHC_PATH)"),
 }

@@ -23,7 +23,7 @@ import yaml
 from archc.errors import ArchcError, Loc, SpecError, UnknownNameError
 from archc.spec import zoo
 from archc.spec.expr import number
-from archc.spec.grammar import LIBRARY_NAME
+from archc.spec.grammar import IMPORT, LIBRARY_NAME
 from archc.spec.kinds import ParamValue, short, to_value
 from archc.spec.limits import IMPORT_DEPTH, YAML_DEPTH, Limits
 from archc.spec.document import About, Document, Preprocessing, Published, Variant
@@ -319,6 +319,8 @@ class _Reading:
             raise SpecError(f"import {ref!r}: this spec cannot read files (a checkpoint's spec is self-contained)",
                             loc)
         base = spec.folder
+        if problem := IMPORT.problem(ref):  # read before the grammar reads the rest: its form first
+            raise SpecError(f"import {problem}", loc)
         if re.fullmatch(LIBRARY_NAME, ref):  # a library name: archc/resnet, or mylab/blocks on the search path
             path, _ = zoo.library(ref, loc)
         else:
