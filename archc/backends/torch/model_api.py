@@ -104,9 +104,15 @@ class ModelApi:
         g = self.graph
         if self.returns_dict:  # named as the module returns them (the names given to features=)
             named = [(o.name, o.node) for o in g.outputs if not o.aux]
-        else:
+        else:  # named by the outermost module group it leaves, as timm names it (layer4, features)
+            from archc.passes.outputs import groups, leaving
+
             features = self._head().features
-            named = [(g[features].module, features)]
+            found = groups(g)
+            parts = g[features].module.split(".")
+            prefixes = [".".join(parts[:i]) for i in range(1, len(parts))]
+            name = next((q for q in prefixes if leaving(g, found[q]) == [features]), g[features].module)
+            named = [(name, features)]
         info = FeatureInfo()
         for name, n in named:
             jumps = g[n].meta["rf"].jump
