@@ -133,11 +133,13 @@ def build(spec_or_path, weights=None, features=None, *, limits: Limits | dict | 
     return module
 
 
-def fuse(module):
-    """An inference module computing `module.eval()`'s function with fused conv+BN+activation(+residual) ops."""
+def fuse(module, max_plans: int | None = None):
+    """An inference module computing `module.eval()`'s function with fused conv+BN+activation(+residual) ops, at
+    every input size the layers allow. On the CPU each kind of input (shape, strides, dtype) gets a forward
+    generated and memory-planned for it; the last `max_plans` (default 8) are kept."""
     from archc.backends.torch.inference import fuse as _fuse
 
-    return _fuse(module)
+    return _fuse(module, max_plans)
 
 
 def register_op(op, lower) -> None:

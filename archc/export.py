@@ -2,7 +2,9 @@
 against the module it came from.
 
 The module is exported in eval mode (auxiliary heads left out) with a dynamic batch dimension, from an example
-input of batch 2. Formats:
+input of batch 2, and — for onnx and pt2, where the layers allow other input sizes than the spec's — dynamic height
+and width (from the smallest size the layers allow; a network whose layers fix the size, such as a linear after
+flatten, keeps it). The check runs the export at the spec's size and, when dynamic, at a second size. Formats:
 - onnx: `torch.onnx.export(dynamo=True)`, opset 18 (OPSET), constant-folded but otherwise as the module
   computes (BatchNorm stays BatchNormalization; `--fused` exports the BN-folded module). Initializers carry the
   state_dict keys (`layer1.0.conv1.weight`), nodes the module paths (`layer1.0.conv1`, or
@@ -148,19 +150,92 @@ def _batch():
     return torch.export.Dim("batch", min=1, max=4096)
 
 
-def _compare(module, run, check: bool, what: str) -> tuple[float | None, str]:
+MAX_SIDE = 16384  # the largest height or width a dynamic export accepts
+
+
+def _spatial(module) -> tuple[int, int] | None:
+    """The smallest (h, w) the layers allow when they allow sizes other than the spec's (None: fixed or flat).
+    Found with archc's shape inference (archc.passes.shapes), scanning square sizes, then each side alone."""
+    from archc.errors import ShapeError
+    from archc.passes import shapes
+
+    sample = tuple(module.analysis.input_shape)
+    if len(sample) != 3:
+        return None
+    c, h, w = sample
+    order = module.graph.meta["schedules"][False].order
+
+    def ok(hw) -> bool:
+        try:
+            shapes.infer(module.graph, (c, *hw), order)
+        except ShapeError:
+            return False
+        return True
+
+    others = [(h + 1, w + 1), (h + 2, w + 2), (h + 8, w + 8), (h + 32, w + 32), (2 * h, 2 * w)]
+    if not any(ok(hw) for hw in others):
+        return None
+    side = next((s for s in range(1, min(h, w) + 1) if ok((s, s))), min(h, w))
+    return side, side
+
+
+def _dims(module) -> tuple[dict, tuple | None]:
+    """dynamic_shapes for the input (batch; height and width where the layers allow) and a second (h, w) to check
+    the export at."""
+    least = _spatial(module)
+    if least is None:
+        return {0: _batch()}, None
+    _, h, w = module.analysis.input_shape
+    dims = {0: _batch(), 2: torch.export.Dim("height", min=least[0], max=MAX_SIDE),
+            3: torch.export.Dim("width", min=least[1], max=MAX_SIDE)}
+    return dims, _second_size(module, h, w)
+
+
+def _second_size(module, h, w) -> tuple | None:
+    from archc.errors import ShapeError
+    from archc.passes import shapes
+
+    c = module.analysis.input_shape[0]
+    for hw in ((h + 32, w + 16), (h + 8, w + 8), (h + 1, w + 1), (h + 2, w + 2), (2 * h, 2 * w)):
+        try:
+            shapes.infer(module.graph, (c, *hw), module.graph.meta["schedules"][False].order)
+            return hw
+        except ShapeError:
+            continue
+    return None
+
+
+def _export_program(module, example, dims):
+    """torch.export with dynamic height and width, or, where the exporter finds them constrained, without."""
+    try:
+        return torch.export.export(module, (example,), dynamic_shapes=(dims,)), dims
+    except Exception:
+        if set(dims) == {0}:
+            raise
+        fixed = {0: dims[0]}
+        return torch.export.export(module, (example,), dynamic_shapes=(fixed,)), fixed
+
+
+def _compare(module, run, check: bool, what: str, other: tuple | None = None) -> tuple[float | None, str]:
+    """The export against the module on fresh inputs of batch 3: at the spec's size and, for a dynamic export,
+    at size `other` (h, w) too."""
     if not check:
         return None, "not checked"
     torch.manual_seed(1)
-    x = torch.randn(3, *module.analysis.input_shape)
-    want = _outputs(module, x)
-    got = run(x)
-    if len(got) != len(want):
-        raise ArchcError(f"{what} returns {len(got)} outputs, the module {len(want)}")
-    error = max(relative_error(g, w) for g, w in zip(got, want))
-    if not error <= TOLERANCE:
-        raise ArchcError(f"{what} differs from the module by {error:.2e} (relative; at most {TOLERANCE:g} "
-                         "allowed): the export is wrong, please report it")
+    shape = tuple(module.analysis.input_shape)
+    inputs = [torch.randn(3, *shape)] + ([torch.randn(3, shape[0], *other)] if other else [])
+    error = 0.0
+    for x in inputs:
+        want = _outputs(module, x)
+        got = run(x)
+        if len(got) != len(want):
+            raise ArchcError(f"{what} returns {len(got)} outputs, the module {len(want)}")
+        error = max(error, *(relative_error(g, w) for g, w in zip(got, want)))
+        if not error <= TOLERANCE:
+            raise ArchcError(f"{what} differs from the module by {error:.2e} at input {list(x.shape[1:])} "
+                             f"(relative; at most {TOLERANCE:g} allowed): the export is wrong, please report it")
+    if other:
+        what += f" at {shape[1]}x{shape[2]} and {other[0]}x{other[1]}"
     return error, what
 
 
@@ -198,16 +273,19 @@ def _onnx(module, example, path: Path, check: bool, opset: int, meta: dict[str, 
         raise ArchcError("ONNX export needs the onnx extra: pip install 'archc[onnx]' (onnx, onnxscript, "
                          "onnxruntime)") from None
     names = output_names(module)
+    dims, other = _dims(module)
     try:
         with _quiet():
+            exported, dims = _export_program(module, example, dims)
             program = torch.onnx.export(
-                module, (example,), input_names=["input"], output_names=names, opset_version=opset, dynamo=True,
-                dynamic_shapes=({0: _batch()},), optimize=False, verbose=False,
+                exported, (example,), input_names=["input"], output_names=names, opset_version=opset, dynamo=True,
+                optimize=False, verbose=False,
                 custom_translation_table={torch.ops.aten.avg_pool2d.default: _avg_pool2d_translation()})
             onnxscript.optimizer.fold_constants(program.model)
             onnxscript.optimizer.remove_unused_nodes(program.model)
     except Exception as e:
         raise ArchcError(f"ONNX export of {module.name} failed: {_first_line(e)}") from None
+    other = other if 2 in dims else None
     model = program.model_proto
     _name_nodes(model)
     model.graph.name = module.name
@@ -228,7 +306,7 @@ def _onnx(module, example, path: Path, check: bool, opset: int, meta: dict[str, 
     options.log_severity_level = 3
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     error, what = _compare(module, lambda x: session.run(None, {"input": x.numpy()}), check,
-                           "onnx.checker passed; onnxruntime")
+                           "onnx.checker passed; onnxruntime", other)
     return Exported(str(path), f"ONNX opset {opset}", error, what)
 
 
@@ -267,16 +345,18 @@ def _first_line(e: Exception) -> str:
 # -- torch.export and TorchScript ---------------------------------------------------------------------------
 
 def _pt2(module, example, path: Path, check: bool, opset: int) -> Exported:
+    dims, other = _dims(module)
     try:
         with _quiet():
-            program = torch.export.export(module, (example,), dynamic_shapes=({0: _batch()},))
+            program, dims = _export_program(module, example, dims)
     except Exception as e:
         raise ArchcError(f"torch.export of {module.name} failed: {_first_line(e)}") from None
+    other = other if 2 in dims else None
     path.parent.mkdir(parents=True, exist_ok=True)
     with _quiet():  # (a fused module's tensors are shared with its kernel wrappers: torch.export says so)
         torch.export.save(program, str(path))
         loaded = torch.export.load(str(path)).module()
-    error, what = _compare(module, lambda x: _outputs(loaded, x), check, "reloaded with torch.export.load")
+    error, what = _compare(module, lambda x: _outputs(loaded, x), check, "reloaded with torch.export.load", other)
     return Exported(str(path), "torch.export program", error, what)
 
 

@@ -153,8 +153,10 @@ def available() -> bool:
 
 
 def takes(x: torch.Tensor) -> bool:
-    """A float32 CPU tensor [N, C, H, W] whose channels are contiguous (channels_last data, or a slice of it)."""
-    return x.dtype == torch.float32 and x.device.type == "cpu" and x.dim() == 4 and x.stride(1) == 1
+    """A float32 CPU tensor [N, C, H, W] whose channels are contiguous (channels_last data, or a slice of it; any
+    layout of one channel)."""
+    return x.dtype == torch.float32 and x.device.type == "cpu" and x.dim() == 4 \
+        and (x.stride(1) == 1 or x.shape[1] == 1)
 
 
 def pool_output_hw(h, w, k, s, p, d, ceil):
@@ -169,13 +171,45 @@ def pool_output_hw(h, w, k, s, p, d, ceil):
     return tuple(out)
 
 
+def _extent_ok(t: torch.Tensor) -> bool:
+    """Every element of t lies inside its storage (non-negative strides): the bytes a kernel may touch."""
+    if any(s < 0 for s in t.stride()):
+        return False
+    last = t.storage_offset() + sum((n - 1) * s for n, s in zip(t.shape, t.stride())) if t.numel() else -1
+    return t.storage_offset() >= 0 and (last + 1) * t.element_size() <= t.untyped_storage().nbytes()
+
+
+def _check(what: str, t: torch.Tensor, shape: tuple) -> None:
+    """The C kernels trust the sizes and strides they are given: each call checks them here first, so a wrong
+    shape is an error, never a write outside a tensor."""
+    if not (isinstance(t, torch.Tensor) and takes(t) and tuple(t.shape) == tuple(shape) and _extent_ok(t)):
+        got = f"{list(t.shape)} {t.dtype} strides {list(t.stride())}" if isinstance(t, torch.Tensor) else type(t)
+        raise ValueError(f"archc native kernel: {what} must be a channels-contiguous float32 CPU tensor "
+                         f"{list(shape)} inside its storage, got {got}")
+
+
+def _check_vector(what: str, t: torch.Tensor, c: int) -> None:
+    if not (isinstance(t, torch.Tensor) and t.dtype == torch.float32 and t.device.type == "cpu" and t.dim() == 1
+            and t.numel() == c and t.is_contiguous() and _extent_ok(t)):
+        raise ValueError(f"archc native kernel: {what} must be a contiguous float32 CPU tensor [{c}]")
+
+
 def maxpool(x, k, s, p, d=(1, 1), ceil=False, out=None):
     """F.max_pool2d(x, k, s, p, d, ceil) for channels-contiguous float32 x, into ``out`` when given (any
-    channels-contiguous [N, C, OH, OW] tensor, such as a slice of a concatenation)."""
+    channels-contiguous [N, C, OH, OW] tensor, such as a slice of a concatenation). Sizes are checked against
+    the tensors before the kernel runs (ValueError)."""
+    k, s, p, d = (tuple(map(int, v)) for v in (k, s, p, d))
+    if x.dim() != 4 or min(*k, *s, *d) < 1 or min(p) < 0 or \
+            any(2 * pp > dd * (kk - 1) + 1 for kk, pp, dd in zip(k, p, d)):
+        raise ValueError(f"archc native maxpool: arguments k={k} s={s} p={p} d={d} do not apply to {list(x.shape)}")
     n, c, h, w = x.shape
+    _check("maxpool input", x, (n, c, h, w))
     oh, ow = pool_output_hw(h, w, k, s, p, d, ceil)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"archc native maxpool: {list(x.shape)} gives an empty output {oh}x{ow}")
     if out is None:
         out = torch.empty((n, c, oh, ow), dtype=x.dtype, memory_format=torch.channels_last)
+    _check("maxpool output", out, (n, c, oh, ow))
     _library().archc_maxpool_f32(x.data_ptr(), out.data_ptr(), n, h, w, c, x.stride(0), x.stride(2), x.stride(3),
                                  oh, ow, out.stride(0), out.stride(2), out.stride(3), k[0], k[1], s[0], s[1],
                                  p[0], p[1], d[0], d[1], torch.get_num_threads())
@@ -183,10 +217,17 @@ def maxpool(x, k, s, p, d=(1, 1), ceil=False, out=None):
 
 
 def affine_act(x, scale, shift, act="none", out=None):
-    """act(x * scale[c] + shift[c]) for channels-contiguous float32 x; scale and shift contiguous float32 [C]."""
+    """act(x * scale[c] + shift[c]) for channels-contiguous float32 x; scale and shift contiguous float32 [C].
+    Sizes are checked against the tensors before the kernel runs (ValueError)."""
+    if x.dim() != 4:
+        raise ValueError(f"archc native affine_act: input must be [N, C, H, W], got {list(x.shape)}")
     n, c, h, w = x.shape
+    _check("affine_act input", x, (n, c, h, w))
+    _check_vector("affine_act scale", scale, c)
+    _check_vector("affine_act shift", shift, c)
     if out is None:
         out = torch.empty((n, c, h, w), dtype=x.dtype, memory_format=torch.channels_last)
+    _check("affine_act output", out, (n, c, h, w))
     _library().archc_affine_act_f32(x.data_ptr(), out.data_ptr(), scale.data_ptr(), shift.data_ptr(), n, h, w, c,
                                     x.stride(0), x.stride(2), x.stride(3), out.stride(0), out.stride(2),
                                     out.stride(3), ACTS[act], torch.get_num_threads())

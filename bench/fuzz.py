@@ -14,6 +14,8 @@ TIMEOUT seconds of CPU time (the machine is shared: its wall clock depends on ot
 seconds of wall-clock time (a case that waits, on a FIFO say, uses no CPU). Usage:
   python bench/fuzz.py [--cases 10000] [--workers 2] [--out bench/results/fuzz.md]
   python bench/fuzz.py --case 1234          # run one case and show what it wrote and what archc answered
+  python bench/fuzz.py --differential [--cases 2000] [--malloc-check]   # archc.fuse against the eager module on
+                                            # random valid specs (bench/fuzz_fused.py)
 """
 
 from __future__ import annotations
@@ -522,6 +524,10 @@ def report(results: list[dict], seconds: float, workers: int) -> str:
 
 
 def main() -> None:
+    if "--differential" in sys.argv[1:]:  # archc.fuse against the eager module on random valid specs
+        from bench import fuzz_fused
+
+        return fuzz_fused.main([a for a in sys.argv[1:] if a != "--differential"])
     p = argparse.ArgumentParser()
     p.add_argument("--cases", type=int, default=10_000)
     p.add_argument("--total", type=int, help="the campaign size the case numbers belong to (default: --cases)")

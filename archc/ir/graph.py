@@ -8,6 +8,7 @@ the graph, never kept beside it; a node may read one value twice (`add` of x and
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -143,6 +144,24 @@ class Graph:
 
     def copy(self) -> Graph:
         return copy.deepcopy(self)
+
+    def with_shapes(self, shapes: dict[str, Shape], attrs: dict[str, dict] | None = None) -> Graph:
+        """A copy of the same structure whose nodes have the given shapes (others keep theirs), attributes where
+        given, and meta dicts of their own; the graph's meta is copied one level deep. Cheaper than copy():
+        attributes are shared, not copied."""
+        new = copy.copy(self)
+        new.nx = self.nx.copy()
+        new._nodes = {}
+        for name, node in self._nodes.items():
+            twin = dataclasses.replace(node, shape=shapes.get(name, node.shape),
+                                       attrs=(attrs or {}).get(name, node.attrs), meta=dict(node.meta))
+            new._nodes[name] = twin
+            new.nx.nodes[name]["node"] = twin
+        new.outputs = [dataclasses.replace(o) for o in self.outputs]
+        new.warnings, new.meta = list(self.warnings), dict(self.meta)
+        new._inputs = {k: list(v) for k, v in self._inputs.items()}
+        new._order = None if self._order is None else list(self._order)
+        return new
 
     def _changed(self, reordered: bool = False) -> None:
         self._order, self._inputs = None, {}

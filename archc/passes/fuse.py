@@ -52,7 +52,8 @@ def fuse_conv_bn_act(g: Graph) -> None:
             attrs["bn"] = g[bn].module
             _bypass(g, bn, n)
         add = _sole_reader(g, n, SUM)
-        if add and len(g.inputs(add)) == 2 and len({g[i].shape for i in g.inputs(add)}) == 1:
+        if add and len(g.inputs(add)) == 2 and len({g[i].shape for i in g.inputs(add)}) == 1 \
+                and 1 not in node.shape[1:]:  # (a map of 1 pixel may broadcast at other input sizes)
             inputs.append(next(i for i in g.inputs(add) if i != n))
             _bypass(g, add, n)
         act = _sole_reader(g, n, ACTIVATION)

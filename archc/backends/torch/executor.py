@@ -11,6 +11,7 @@ from archc.backends.torch.model_api import ModelApi
 from archc.backends.torch.names import check
 from archc.ir.graph import Graph
 from archc.ir.ops import OPS, PARAMETER
+from archc.passes import shapes
 from archc.passes.liveness import Schedule
 
 
@@ -59,6 +60,8 @@ class ArchcModule(ModelApi, nn.Module):
         slot = {n: i for i, n in enumerate(order)}
         self._plans = {training: self._plan(s, slot, training) for training, s in graph.meta["schedules"].items()}
         self._sample = tuple(graph[graph.input].shape)  # per sample: [C, H, W] or [F]
+        self._sizes: dict = {}  # (sample shape, training) -> every node's shape, for sizes checked
+        self._spec_graph = graph  # the graph input sizes are checked against (archc.fuse: the trained module's)
 
     def _plan(self, s: Schedule, slot: dict[str, int], training: bool):
         """Steps (module, input slots, output slot, slots to free after) over value slots (the input's is 0), the
@@ -86,7 +89,9 @@ class ArchcModule(ModelApi, nn.Module):
 
     def _check_input(self, x) -> None:
         """A batch of the spec's input: [N, C, H, W] (H and W may differ from the spec's where the layers allow)
-        or [N, F]; anything else is refused here, naming the shape expected, rather than deep inside a layer."""
+        or [N, F]; anything else is refused here, naming the shape expected, rather than deep inside a layer. A new
+        H x W is checked once (per mode) against every layer the forward runs (archc.passes.shapes.infer): a size
+        the layers do not allow is a ShapeError located at the first layer it does not fit, before any work."""
         sample = self._sample
         if not isinstance(x, torch.Tensor) or x.dim() != len(sample) + 1 or x.shape[1] != sample[0] or \
                 len(sample) == 1 and x.shape[1:] != sample:
@@ -96,6 +101,13 @@ class ArchcModule(ModelApi, nn.Module):
             got = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ShapeError(f"{self.name}: forward expects a batch of inputs {want} (the spec's input is "
                              f"{list(sample)}), got {got}")
+        if not torch.compiler.is_compiling() and x.shape[1:] != sample:  # (compiling: no guard on the size)
+            key = (tuple(x.shape[1:]), self.training)
+            if key not in self._sizes:
+                if len(self._sizes) >= 64:
+                    self._sizes.clear()
+                g = self._spec_graph
+                self._sizes[key] = shapes.infer(g, key[0], g.meta["schedules"][self.training].order)
 
     def node_modules(self) -> dict[str, nn.Module]:
         """The module that computes each graph node (parameter-free modules may serve several nodes)."""

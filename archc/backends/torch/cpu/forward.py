@@ -25,6 +25,8 @@ import archc_kernels
 from archc_kernels import cpu, native
 from archc.ir.graph import Graph, Node
 from archc.ir.ops import ACTIVATION, CONCAT, OPS, VIEW, pair
+from archc.errors import ArchcError
+from archc.passes import shapes
 from archc.backends.torch.cpu.memory import ARENA, INPLACE, OWN, SLICE, VIEW_SLOT, MemoryPlan, Target, plan
 
 # In-place activations, by the standard function an ACTIVATION op computes (Op.act).
@@ -91,12 +93,14 @@ def _native(dtype) -> bool:
     return dtype == torch.float32 and native.available()
 
 
-def memory_plan(graph: Graph, batch: int = 1, dtype=torch.float32) -> MemoryPlan:
-    """The plan the generated CPU forward materialises for a fused graph (archc.fuse's)."""
+def memory_plan(graph: Graph, batch: int = 1, dtype=torch.float32, static_peak: int | None = None) -> MemoryPlan:
+    """The plan the generated CPU forward materialises for a fused graph (archc.fuse's) at the shapes it holds.
+    static_peak: the analysis's peak for those shapes, in values per sample (default: the graph's meta)."""
     itemsize = torch.empty((), dtype=dtype).element_size()
     schedule, tgt = graph.meta["schedules"][False], target(dtype, batch)
     planned = plan(graph, schedule, batch, itemsize, tgt)
-    static_peak = graph.meta.get("peak", {}).get(False)  # the analysis's, in values per sample
+    if static_peak is None:
+        static_peak = graph.meta.get("peak", {}).get(False)  # the analysis's, in values per sample
     if planned.arena_bytes and static_peak is not None and planned.peak_bytes > static_peak * batch * itemsize:
         # The arena is held throughout: where that lifts the peak above the static one, no arena (the
         # concatenations copy their inputs), if that plan is lower.
@@ -104,6 +108,21 @@ def memory_plan(graph: Graph, batch: int = 1, dtype=torch.float32) -> MemoryPlan
         if plain.peak_bytes < planned.peak_bytes:
             return plain
     return planned
+
+
+def planned_graph(module, sample: tuple) -> tuple[Graph, int | None]:
+    """The fused graph at per-sample input `sample` (its shapes inferred for that input) and the trained module's
+    static peak at that input (values per sample). The module's input check has accepted `sample` on the trained
+    module's graph; the fused graph then accepts it too, or archc has a bug (an internal error)."""
+    g = module.graph
+    try:
+        fused = shapes.at_input(g, sample)
+        spec = getattr(module, "_spec_graph", g)
+        unfused = shapes.at_input(spec, sample) if spec is not g else fused
+    except ArchcError as e:
+        raise RuntimeError(f"archc internal error: the fused graph of {g.name} refuses input {list(sample)} that "
+                           f"the module accepts: {e}") from e
+    return fused, None if fused is g else unfused.meta["peak"][False]
 
 
 def supported(module, x: torch.Tensor) -> bool:
@@ -119,35 +138,82 @@ def supported(module, x: torch.Tensor) -> bool:
 
 
 class Forward:
-    """The generated forward of one fused module for inputs of one shape and dtype.
+    """The generated forward of one fused module for inputs of one kind (shape, strides, dtype).
 
-    `source` is the generated text; `plan` the memory plan; `arena` its storage, reused by every call (a
-    call that finds it busy in another thread returns None, and the caller runs the interpreter instead).
-    Outputs never live in the arena. `probe(step, value, local_values)`, when given, is called after every
-    step (tests and benchmarks: `Checker`, `Meter`)."""
+    Every shape it plans from is inferred for x's own shape (archc.passes.shapes). `source` is the generated
+    text; `plan` the memory plan; `arena` its storage, reused by every call (a call that finds it busy in another
+    thread returns None, and the caller runs the interpreter instead). Outputs never live in the arena. The first
+    call runs a checked twin of the forward: after every step, the value's shape, dtype and storage are the
+    plan's (a value planned into the arena is exactly its view there), else an internal error, before anything
+    reads it. `probe(step, value, local_values)`, when given, is called after every step (tests and benchmarks:
+    `probes.Checker`, `probes.Meter`)."""
 
     def __init__(self, module, x: torch.Tensor, probe=None):
-        self.graph = g = module.graph
         self.shape, self.dtype = tuple(x.shape), x.dtype
-        self.plan = memory_plan(g, x.shape[0], x.dtype)
+        self.graph, static_peak = planned_graph(module, self.shape[1:])
+        g = self.graph
+        self.plan = memory_plan(g, x.shape[0], x.dtype, static_peak)
         with torch.inference_mode(False), torch.no_grad():
             self.arena = torch.empty(self.plan.arena_bytes, dtype=torch.uint8)
             if hasattr(probe, "attach"):
                 probe.attach(self)
             emitter = _Emitter(module, g, self.plan, self.arena, self.shape, self.dtype, probe)
             self.source = emitter.source()
-        namespace = dict(emitter.constants)
-        exec(compile(self.source, f"<archc {g.name} forward {list(self.shape)} {self.dtype}>", "exec"), namespace)
+            namespace = dict(emitter.constants)
+            namespace["_verify"] = _Verifier(emitter)
+        name = f"<archc {g.name} forward {list(self.shape)} {self.dtype}>"
+        exec(compile(self.source, name, "exec"), namespace)
         self._run = namespace["forward"]
+        exec(compile(emitter.source(checked=True), name, "exec"), namespace)
+        self._first = namespace["forward"]
         self._lock = threading.Lock()
 
     def __call__(self, x: torch.Tensor):
         if not self._lock.acquire(blocking=False):
             return None
         try:
+            if self._first is not None:
+                out = self._first(x)
+                self._first = None
+                return out
             return self._run(x)
         finally:
             self._lock.release()
+
+
+class _Verifier:
+    """The first call's check after every step (see Forward): a mismatch between the plan and what an op computed
+    is a bug in archc, reported as such before any later step reads the value (or writes where it planned)."""
+
+    def __init__(self, emitter: _Emitter):
+        g, p = emitter.g, emitter.p
+        self.name, self.batch, self.dtype = g.name, emitter.batch, emitter.dtype
+        self.order, self.shapes = p.order, {n: (emitter.batch, *g[n].shape) for n in p.order}
+        self.arena = (emitter.arena.data_ptr(), emitter.arena.data_ptr() + emitter.arena.numel())
+        self.outputs = set(g.meta["schedules"][False].outputs)
+        self.placed = {}  # value -> the arena view it must be
+        for n in p.order:
+            slot = p.slots[n]
+            if slot.kind == ARENA or slot.kind == SLICE:
+                view = emitter.constants[emitter.view(slot.storage, slot.channel, g[n].shape[0])]
+                self.placed[n] = (view.data_ptr(), view.stride())
+
+    def __call__(self, step: int, value) -> None:
+        n = self.order[step]
+        want = self.shapes[n]
+
+        def fail(what):
+            raise RuntimeError(f"archc internal error: the generated CPU forward of {self.name} for input "
+                               f"{list(self.shapes[self.order[0]])}: step {step} ({n}) {what}")
+
+        if not isinstance(value, torch.Tensor):
+            fail(f"gave a {type(value).__name__}, not a tensor")
+        if tuple(value.shape) != want or value.dtype != self.dtype:
+            fail(f"gave {list(value.shape)} {value.dtype}, planned {list(want)} {self.dtype}")
+        if n in self.placed and (value.data_ptr(), value.stride()) != self.placed[n]:
+            fail("is not in its planned place in the arena")
+        if n in self.outputs and value.numel() and self.arena[0] <= value.data_ptr() < self.arena[1]:
+            fail("is an output in the arena")
 
 
 class _Emitter:
@@ -156,9 +222,11 @@ class _Emitter:
     def __init__(self, module, g: Graph, p: MemoryPlan, arena: torch.Tensor, shape: tuple, dtype, probe):
         self.module, self.g, self.p, self.arena, self.dtype = module, g, p, arena, dtype
         self.batch = shape[0]
+        self.arena_item = torch.empty((), dtype=dtype).element_size()
         self.modules = module.node_modules()
         self.constants: dict[str, object] = {"torch": torch}
         self.lines: list[str] = []
+        self.checks: set[int] = set()  # the lines that check a step (the first call's twin only)
         self.names = {n: f"v{i}" for i, n in enumerate(p.order)}
         self.names[g.input] = "x"
         self.views: dict[tuple[str, int, int], str] = {}
@@ -170,6 +238,8 @@ class _Emitter:
             if n != g.input:
                 self.lines.append(f"# {n}: {g[n].op} -> {p.slots[n].kind} {p.slots[n].storage}")
                 self.emit(g[n])
+            self.checks.add(len(self.lines))
+            self.lines.append(f"_verify({step}, {self.names[n]})")
             if probe is not None:
                 self.lines.append(f"_probe({step}, {self.names[n]}, locals())")
             dead = [self.names[d] for d in dead if d != g.input]
@@ -178,8 +248,9 @@ class _Emitter:
         outs = [self.names[o] for o in s.outputs]
         self.lines.append(f"return {outs[0]}" if len(outs) == 1 else f"return ({', '.join(outs)},)")
 
-    def source(self) -> str:
-        return "def forward(x):\n" + "".join(f"    {line}\n" for line in self.lines)
+    def source(self, checked: bool = False) -> str:
+        lines = self.lines if checked else [line for i, line in enumerate(self.lines) if i not in self.checks]
+        return "def forward(x):\n" + "".join(f"    {line}\n" for line in lines)
 
     # -- constants and storage -----------------------------------------------------------------------------
     def const(self, value, hint: str) -> str:
@@ -192,8 +263,13 @@ class _Emitter:
         key = (storage, channel, channels)
         if key not in self.views:
             shape = (self.batch, *self.g[storage].shape)
-            start = self.p.offsets[storage]
-            flat = self.arena[start:start + self.p.nbytes[storage]].view(self.dtype)
+            start, nbytes = self.p.offsets[storage], self.p.nbytes[storage]
+            if start < 0 or start + nbytes > self.arena.numel() or nbytes != math.prod(shape) * self.arena_item \
+                    or not 0 <= channel < channel + channels <= shape[1]:
+                raise RuntimeError(f"archc internal error: {self.g.name}: arena view of {storage} channels "
+                                   f"{channel}..{channel + channels} ({nbytes} bytes at {start}) does not fit "
+                                   f"{list(shape)} in an arena of {self.arena.numel()} bytes")
+            flat = self.arena[start:start + nbytes].view(self.dtype)
             if len(shape) == 4:  # channels_last: N, H, W, C in memory
                 n, c, h, w = shape
                 t = flat.view(n, h, w, c).permute(0, 3, 1, 2)
