@@ -1,6 +1,7 @@
 """archc: a compiler for convolutional network architectures written as YAML graph specs.
 
-    archc.load(path, **params)     -> Spec      (read and checked, parameters applied; limits=... raises limits)
+    archc.load(path, **params)     -> Spec      (read and checked, parameters applied; limits=... raises limits;
+                                                 a zoo name such as "resnet50" instead of a path: archc list)
     archc.analyze(spec_or_path)    -> Analysis  (shapes, params, MACs, activations, receptive field)
     archc.validate(spec_or_path)   -> Analysis  (analyze, and the module-name checks of build; no torch)
     archc.build(spec_or_path)      -> ArchcModule (an nn.Module; `.graph` is its analysed graph)

@@ -198,6 +198,6 @@ def test_a_wrong_plan_is_an_internal_error_not_a_wrong_answer(monkeypatch):
     fused = archc.fuse(model)
     monkeypatch.setattr(generated, "planned_graph", lambda module, sample: (module.graph, None))
     with torch.inference_mode(), pytest.raises(RuntimeError, match=r"archc internal error: the generated CPU "
-                                               r"forward of densenet for input \[1, 3, 32, 32\]: step 0 \(input\) "
+                                               r"forward of densenet121 for input \[1, 3, 32, 32\]: step 0 \(input\) "
                                                r"gave \[1, 3, 64, 64\]"):
         fused(torch.randn(1, 3, 64, 64))

@@ -196,3 +196,13 @@ def test_an_installed_wheel_runs_the_zoo_outside_the_checkout(tmp_path):
     assert Path(where) == site / "archc", "the installed package, not the checkout"
     assert (name, params) == ("mobilenet_v3_large", "5483032")
     assert int(mine) == archc.analyze(work / "mine.yaml").params
+
+
+def test_the_readme_spec_is_resnext50_as_the_zoo_builds_it(tmp_path):
+    """README's "A spec", written anywhere, imports archc's library by name and is the zoo's resnext50_32x4d:
+    the same figures and state_dict."""
+    text = (ROOT / "README.md").read_text().split("## A spec\n\n```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "resnext.yaml").write_text(text)
+    ours, zoos = archc.analyze(tmp_path / "resnext.yaml"), archc.analyze("resnext50_32x4d")
+    assert (ours.params, ours.macs) == (zoos.params, zoos.macs) == (25_028_904, 4_230_479_872)
+    assert [n.name for n in ours.nodes()] == [n.name for n in zoos.nodes()]
