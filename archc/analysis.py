@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from archc.errors import ArchcError
-
 from archc.errors import ArchcError, ExpectError
 from archc.ir.graph import Graph, Node
 from archc.ir.ops import EVAL_IDENTITY, OPS, VIEW, WEIGHT

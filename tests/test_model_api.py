@@ -21,7 +21,7 @@ HEADS = ["resnet", "vgg", "alexnet_torchvision", "mobilenet_v3", "alexnet_2012",
          "lenet5", "squeezenet1_1", "densenet_bc100", "unet"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def built(stem):
     torch.manual_seed(0)
     return archc.build(stem, **FORWARD.get(stem, {})).eval()

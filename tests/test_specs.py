@@ -1,5 +1,5 @@
-"""Every spec of the zoo (archc/zoo/) is tested: figures, static shapes against a real forward pass, train and eval, and, where
-torchvision ships the model, its exact state_dict keys and shapes.
+"""Every spec of the zoo (archc/zoo/) is tested: figures, static shapes against a real forward pass, train and eval,
+and, where torchvision ships the model, its exact state_dict keys and shapes.
 
 A spec with variants (`--set variant=NAME`) is checked statically in every variant: its `expect:` figures, and,
 where the variant names its torchvision builder, the keys and shapes of its state_dict (built on the meta device:

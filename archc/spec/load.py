@@ -22,11 +22,11 @@ import yaml
 
 from archc.errors import ArchcError, Loc, SpecError, UnknownNameError
 from archc.spec import zoo
+from archc.spec.document import About, Document, Preprocessing, Published, Variant
 from archc.spec.expr import number
 from archc.spec.grammar import IMPORT, LIBRARY_NAME
 from archc.spec.kinds import ParamValue, short, to_value
 from archc.spec.limits import IMPORT_DEPTH, YAML_DEPTH, Limits
-from archc.spec.document import About, Document, Preprocessing, Published, Variant
 from archc.spec.read import read
 from archc.spec.tree import Program
 
@@ -43,7 +43,7 @@ YPath = tuple  # a path into the YAML document: keys and list indices
 class Spec:
     """A spec document: its data, where each value was written, its libraries, its parameters, its limits, and
     (once read against the grammar) its typed Document. `folder`: the real folder its imports are read from (None:
-    a spec without file access, such as a checkpoint's). `search`: the folders of the library search path."""
+    a spec without file access, such as a checkpoint's)."""
 
     file: str
     data: dict
