@@ -137,3 +137,13 @@ def test_the_head_is_found_statically():
     h = head(g)
     assert (h.features, h.classifier, h.pre_logits) == ("features.30", "classifier.6", "classifier.5")
     assert h.nodes[0] == "avgpool"  # the adaptive pool to 7x7 belongs to the head
+
+
+def test_forward_features_checks_sizes_against_the_feature_layers():
+    """Any size the feature layers allow, though the head (AlexNet's flatten into a linear) takes one size; a size
+    they do not allow is a located ShapeError."""
+    m = archc.build("alexnet_2012").eval()
+    with torch.no_grad():
+        assert m.forward_features(torch.randn(1, 3, 291, 291)).shape == (1, 256, 8, 8)
+    with pytest.raises(archc.ShapeError, match=r"alexnet_2012.yaml:\d+:\d+: "):
+        m.forward_features(torch.randn(1, 3, 20, 20))

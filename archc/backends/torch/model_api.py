@@ -63,11 +63,27 @@ class ModelApi:
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The last feature map: the network up to where its head starts."""
         h = self._head()
-        self._check_input(x)
         g = self.graph
         below = _ancestors(g, h.features)
         order = [n for n in g.order() if n in below and n != g.input]
+        self._check_features_input(x, order)
         return self._run(order, {g.input: x})[h.features]
+
+    def _check_features_input(self, x, order) -> None:
+        """forward's input check, a new size checked against the feature layers only (the head may take one size,
+        as AlexNet's flatten into a linear: the feature maps take any size their layers allow)."""
+        sample = self._sample
+        if not isinstance(x, torch.Tensor) or x.dim() != len(sample) + 1 or x.shape[1] != sample[0] or \
+                x.shape[1:] == sample:
+            self._check_input(x)  # its message for a wrong rank or channels; the spec's size passes
+            return
+        seen = self.__dict__.setdefault("_feature_sizes", set())
+        key = (tuple(x.shape[1:]), self.graph)
+        if key not in seen:
+            from archc.passes import shapes
+
+            shapes.infer(self.graph, key[0], [self.graph.input, *order])
+            seen.add(key)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """The head on a feature map (forward_features' value): the logits, or with `pre_logits` the classifier's

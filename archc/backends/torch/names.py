@@ -36,7 +36,8 @@ ARCHC_ATTRIBUTES = frozenset({"graph", "name", "output_names", "analysis", "node
                               # timm's model API (model_api.py)
                               "forward_features", "forward_head", "reset_classifier", "get_classifier",
                               "num_classes", "num_features", "head_hidden_size", "feature_info",
-                              "pretrained_cfg", "default_cfg", "_head", "_run", "_rebuild"})
+                              "pretrained_cfg", "default_cfg", "_head", "_run", "_rebuild",
+                              "_check_features_input"})
 
 
 def check(graph: Graph) -> None:
