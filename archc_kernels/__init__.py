@@ -8,7 +8,7 @@ from .bottleneck import Bottleneck, bottleneck
 from .dispatch import ConvBNAct, backend_for, conv_bn_act, route
 from .fold import fold_bn, fold_weight
 from .graphs import CudaGraph
-from .reference import ACTIVATIONS
+from .activations import ACTIVATIONS, Activation
 
-__all__ = ["ACTIVATIONS", "Bottleneck", "ConvBNAct", "CudaGraph", "backend_for", "bottleneck", "conv_bn_act", "fold_bn",
+__all__ = ["ACTIVATIONS", "Activation", "Bottleneck", "ConvBNAct", "CudaGraph", "backend_for", "bottleneck", "conv_bn_act", "fold_bn",
            "fold_weight", "route"]

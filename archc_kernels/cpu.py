@@ -12,13 +12,11 @@ import functools
 
 import torch
 
-from . import reference
-from .shapes import pair
+from .activations import ACTIVATIONS, activation_name
+from .shapes import conv_output_hw, pads_past_window, pair
 
-# act -> (oneDNN unary post-op, its scalars): every activation of the reference has one.
-UNARY = {"none": ("none", []), "relu": ("relu", []), "relu6": ("hardtanh", [0.0, 6.0]),
-         "sigmoid": ("sigmoid", []), "tanh": ("tanh", [])}
-# The activations the residual (binary) forms fuse after the add; others run in place afterwards.
+# The activations the residual (binary) forms fuse after the add (oneDNN's sum post-op then a unary one is
+# defined for these only); others run in place afterwards.
 BINARY_UNARY = ("none", "relu")
 
 
@@ -72,17 +70,10 @@ def declines(x, weight, scale, shift, residual, stride, padding, dilation, group
         return "arguments the fused ops do not take (the reference raises if invalid)"
     if any(t is not None and tuple(t.shape) != (weight.shape[0],) for t in (scale, shift)):
         return "arguments the fused ops do not take (the reference raises if invalid)"
-    out = _out_shape(x.shape, weight.shape, *conv)
+    out = (x.shape[0], weight.shape[0], *conv_output_hw(x.shape[2:], weight.shape[2:], *conv))
     if min(out) < 1 or residual is not None and tuple(residual.shape) != out:
         return "arguments the fused ops do not take (the reference raises if invalid)"
     return None
-
-
-def _out_shape(x_shape, w_shape, stride, padding, dilation):
-    n, _, h, w = x_shape
-    cout, _, kh, kw = w_shape
-    return (n, cout, *((size + 2 * p - d * (k - 1) - 1) // s + 1
-                       for size, k, s, p, d in zip((h, w), (kh, kw), stride, padding, dilation)))
 
 
 class Packed:
@@ -92,7 +83,8 @@ class Packed:
     ``packed(x)`` / ``packed(x, residual)`` return a new channels_last tensor; ``packed.into(residual, x)``
     writes the result over ``residual`` (which must then be channels_last-contiguous and read by no one else).
     Generated code calls the ops directly: ``op(x, *args)``, and, when ``fuses_residual``,
-    ``op_binary(x, residual, *binary_args)`` or ``op_inplace(residual, x, *binary_args)`` then ``after``.
+    ``op_binary(x, residual, *binary_args)`` or ``op_inplace(residual, x, *binary_args)`` then ``after``, with
+    ``pad_input(x)`` for x where it is not None (windows wholly in the padding: see shapes.pads_past_window).
     """
 
     op = torch.ops.mkldnn._convolution_pointwise.default if available() else None
@@ -101,8 +93,16 @@ class Packed:
 
     def __init__(self, x_shape, dtype, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1, groups=1,
                  act="relu"):
-        self.act = reference.activation_name(act)
+        self.act = activation_name(act)
         stride, padding, dilation = (list(pair(v)) for v in (stride, padding, dilation))
+        self.out_shape = (x_shape[0], weight.shape[0],
+                          *conv_output_hw(x_shape[2:], weight.shape[2:], stride, padding, dilation))
+        # Windows wholly in the padding crash oneDNN on some inputs: pad explicitly, convolve unpadded.
+        self.pad_input = None
+        if pads_past_window(weight.shape[2:], padding, dilation):
+            (ph, pw), padding = padding, [0, 0]
+            self.pad_input = functools.partial(torch.nn.functional.pad, pad=(pw, pw, ph, ph))
+            x_shape = (*x_shape[:2], x_shape[2] + 2 * ph, x_shape[3] + 2 * pw)
         w = weight.detach()
         if scale is not None:
             w = (w.double() * scale.detach().double().view(-1, 1, 1, 1))
@@ -110,22 +110,26 @@ class Packed:
         self.weight = torch.ops.mkldnn._reorder_convolution_weight(w, padding, stride, dilation, groups,
                                                                    list(x_shape))
         self.bias = None if shift is None else shift.detach().to(dtype).contiguous()
-        self.out_shape = _out_shape(x_shape, weight.shape, stride, padding, dilation)
-        attr, scalars = UNARY[self.act]
+        activation = ACTIVATIONS[self.act]
+        attr, scalars, algorithm = activation.onednn or ("none", [], None)
         conv = (self.weight, self.bias, padding, stride, dilation, groups)
-        self.args = (*conv, attr, scalars, None)
+        self.args = (*conv, attr, scalars, algorithm)
+        self.applied_after = activation.inplace if activation.onednn is None else None
         # With a residual: the add, then relu (or nothing) fused; any other activation runs in place after.
         # oneDNN fuses the add for ungrouped convs only (PyTorch falls back otherwise, without bf16 support):
         # grouped ones add the residual in place after the conv.
         fused = self.act if self.act in BINARY_UNARY else "none"
         self.binary_args = (*conv, "add", None, None if fused == "none" else fused, [], None)
-        self.after = None if self.act in BINARY_UNARY else reference.ACTIVATIONS[self.act]
+        self.after = None if self.act in BINARY_UNARY else activation.inplace
         self.fuses_residual = groups == 1
         self.plain_args = (*conv, "none", [], None)
 
     def __call__(self, x, residual=None):
+        if self.pad_input is not None:
+            x = self.pad_input(x)
         if residual is None:
-            return self.op(x, *self.args)
+            y = self.op(x, *self.args)
+            return y if self.applied_after is None else self.applied_after(y)
         if not self.fuses_residual:
             return self._add_after(self.op(x, *self.plain_args), residual)
         y = self.op_binary(x, residual, *self.binary_args)
@@ -133,6 +137,8 @@ class Packed:
 
     def into(self, residual, x):
         """The result written over ``residual`` (returned); residual += conv(x) as oneDNN's sum post-op."""
+        if self.pad_input is not None:
+            x = self.pad_input(x)
         if not self.fuses_residual:
             return self._add_after(residual.add_(self.op(x, *self.plain_args)), None)
         y = self.op_inplace(residual, x, *self.binary_args)
@@ -141,7 +147,7 @@ class Packed:
     def _add_after(self, y, residual):
         if residual is not None:
             y.add_(residual)
-        act = reference.ACTIVATIONS[self.act]
+        act = ACTIVATIONS[self.act].inplace
         return y if act is None else act(y)
 
 

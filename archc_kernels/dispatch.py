@@ -14,6 +14,7 @@ import importlib
 import torch
 
 from . import cpu, env, reference
+from .activations import ACTIVATIONS, activation_name
 from .shapes import conv_output_hw, extent, pair
 
 TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -67,6 +68,7 @@ class _Call:
     padding: object
     dilation: object
     groups: int
+    act: str = "none"
 
     def tensors(self):
         return [t for t in (self.x, self.weight, self.scale, self.shift, self.residual) if t is not None]
@@ -107,6 +109,7 @@ DECLINE = (
     (lambda c: any(t.device != c.x.device for t in c.tensors()), "tensors on different devices"),
     (lambda c: torch.is_grad_enabled() and any(t.requires_grad for t in c.tensors()),
      "autograd: the kernels have no backward"),
+    (lambda c: ACTIVATIONS[c.act].code is None, "the activation has no Triton form (archc_kernels.ACTIVATIONS)"),
     (lambda c: c.x.dtype == torch.bfloat16 and env.interpreting(),
      "the Triton interpreter computes bfloat16 dots wrongly (triton #11584)"),
     (_too_large, "a tensor spans 2**31 elements or more (the kernels index with int32)"),
@@ -136,7 +139,8 @@ KERNELS = (
 )
 
 
-def route(x, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1, groups=1, residual=None):
+def route(x, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1, groups=1, residual=None,
+          act="none"):
     """(implementation, why): "reference", "cpu" (oneDNN) or the Triton kernel module ("triton.gemm1x1",
     "triton.depthwise", "triton.grouped", "triton.conv") that computes this call."""
     backend = backend_for(x)
@@ -145,7 +149,7 @@ def route(x, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1,
     if backend == "cpu":
         reason = cpu.declines(x, weight, scale, shift, residual, stride, padding, dilation, groups)
         return ("reference", reason) if reason else ("cpu", "oneDNN: pre-packed weight, fused post-ops")
-    call = _Call(x, weight, scale, shift, residual, stride, padding, dilation, groups)
+    call = _Call(x, weight, scale, shift, residual, stride, padding, dilation, groups, activation_name(act))
     for declines, reason in DECLINE:
         if declines(call):
             return "reference", reason
@@ -163,13 +167,13 @@ def conv_bn_act(x, weight, scale=None, shift=None, *, stride=1, padding=0, dilat
     """``act(conv2d(x, weight) * scale[c] + shift[c] + residual)``, on the implementation ``route`` picks.
 
     ``scale=None``: the weight already carries the scale and ``shift`` is a plain bias (None: zero).
-    ``act``: "none" (or None), "relu", "relu6", "sigmoid", "tanh". ``residual`` has the output's shape.
+    ``act``: "none" (or None) or a name in ``archc_kernels.ACTIVATIONS``. ``residual`` has the output's shape.
     Output dtype is x's. The Triton and oneDNN kernels return channels_last outputs and run fastest on
     channels_last ``x``, ``weight`` and ``residual``; the reference returns what ``F.conv2d`` does.
     """
     act = reference.activation_name(act)
     name, _ = route(x, weight, scale, shift, stride=stride, padding=padding, dilation=dilation,
-                    groups=groups, residual=residual)
+                    groups=groups, residual=residual, act=act)
     return _implementation(name)(x, weight, scale, shift, stride=stride, padding=padding, dilation=dilation,
                                  groups=groups, act=act, residual=residual)
 
@@ -196,7 +200,7 @@ class ConvBNAct:
 
     def route(self, x, residual=None):
         """(implementation, why) for this input, as ``route``."""
-        return route(x, self.weight, self.scale, self.shift, residual=residual, **self.conv)
+        return route(x, self.weight, self.scale, self.shift, residual=residual, act=self.act, **self.conv)
 
     def __call__(self, x, residual=None):
         if torch.compiler.is_compiling() or torch.jit.is_tracing():  # tracers see through: route on each call

@@ -24,8 +24,11 @@ from pathlib import Path
 
 import torch
 
+from .activations import ACTIVATIONS
+from .shapes import conv_output_hw
+
 ENV = "ARCHC_NATIVE"
-ACTS = {"none": 0, "relu": 1, "relu6": 2}  # the activations affine_act computes
+ACTS = {name: a.native for name, a in ACTIVATIONS.items() if a.native is not None}  # what affine_act computes
 
 SOURCE = r"""
 #include <stdint.h>
@@ -159,18 +162,6 @@ def takes(x: torch.Tensor) -> bool:
         and (x.stride(1) == 1 or x.shape[1] == 1)
 
 
-def pool_output_hw(h, w, k, s, p, d, ceil):
-    """PyTorch's output size of max pooling along (h, w)."""
-    out = []
-    for size, kk, ss, pp, dd in zip((h, w), k, s, p, d):
-        span = size + 2 * pp - dd * (kk - 1) - 1
-        o = (-(-span // ss) if ceil else span // ss) + 1
-        if ceil and (o - 1) * ss >= size + pp:
-            o -= 1
-        out.append(o)
-    return tuple(out)
-
-
 def _extent_ok(t: torch.Tensor) -> bool:
     """Every element of t lies inside its storage (non-negative strides): the bytes a kernel may touch."""
     if any(s < 0 for s in t.stride()):
@@ -199,12 +190,11 @@ def maxpool(x, k, s, p, d=(1, 1), ceil=False, out=None):
     channels-contiguous [N, C, OH, OW] tensor, such as a slice of a concatenation). Sizes are checked against
     the tensors before the kernel runs (ValueError)."""
     k, s, p, d = (tuple(map(int, v)) for v in (k, s, p, d))
-    if x.dim() != 4 or min(*k, *s, *d) < 1 or min(p) < 0 or \
-            any(2 * pp > dd * (kk - 1) + 1 for kk, pp, dd in zip(k, p, d)):
+    if x.dim() != 4 or min(*k, *s, *d) < 1 or min(p) < 0 or any(2 * pp > kk for kk, pp in zip(k, p)):
         raise ValueError(f"archc native maxpool: arguments k={k} s={s} p={p} d={d} do not apply to {list(x.shape)}")
     n, c, h, w = x.shape
     _check("maxpool input", x, (n, c, h, w))
-    oh, ow = pool_output_hw(h, w, k, s, p, d, ceil)
+    oh, ow = conv_output_hw((h, w), k, s, p, d, ceil)
     if oh < 1 or ow < 1:
         raise ValueError(f"archc native maxpool: {list(x.shape)} gives an empty output {oh}x{ow}")
     if out is None:

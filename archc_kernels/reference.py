@@ -4,30 +4,18 @@
 With ``scale=None`` the weight already carries the scale (BN folded into it) and ``shift`` is a
 plain bias, so the whole op is one ``F.conv2d`` plus in-place epilogue ops.
 """
-import torch
 import torch.nn.functional as F
 
-# name -> in-place activation (None: identity). The Triton path has a code for every name.
-ACTIVATIONS = {
-    "none": None,
-    "relu": torch.relu_,
-    "relu6": lambda y: y.clamp_(0.0, 6.0),
-    "sigmoid": torch.sigmoid_,
-    "tanh": torch.tanh_,
-}
-
-
-def activation_name(act) -> str:
-    """Canonical activation name; None means "none". Unknown names raise ValueError."""
-    name = "none" if act is None else act
-    if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {act!r}; expected one of {sorted(ACTIVATIONS)}")
-    return name
+from .activations import ACTIVATIONS, activation_name
+from .shapes import pads_past_window, pair
 
 
 def conv_bn_act(x, weight, scale=None, shift=None, *, stride=1, padding=0, dilation=1, groups=1,
                 act="relu", residual=None):
-    activation = ACTIVATIONS[activation_name(act)]
+    activation = ACTIVATIONS[activation_name(act)].inplace
+    if pads_past_window(weight.shape[2:], padding, dilation):  # (see shapes.pads_past_window)
+        ph, pw = pair(padding)
+        x, padding = F.pad(x, (pw, pw, ph, ph)), 0
     if scale is None:
         bias = None if shift is None else shift.to(x.dtype)
         y = F.conv2d(x, weight, bias, stride, padding, dilation, groups)

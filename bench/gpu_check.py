@@ -78,8 +78,9 @@ class Conv:
 
     @property
     def out_hw(self):
-        return tuple((s + 2 * p - d * (k - 1) - 1) // st + 1
-                     for s, k, st, p, d in zip(self.hw, self.kernel, self.stride, self.padding, self.dilation))
+        from archc_kernels.shapes import conv_output_hw
+
+        return conv_output_hw(self.hw, self.kernel, self.stride, self.padding, self.dilation)
 
     def label(self):
         k = "x".join(map(str, self.kernel))

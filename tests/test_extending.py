@@ -72,3 +72,40 @@ def test_a_construct_is_one_grammar_entry_and_one_expansion(twice):
     assert [n.name for n in a.nodes()] == ["input", "t.0", "t.1", "t.2", "t.3"]
     with pytest.raises(archc.SpecError, match="unknown op 'twise' \\(did you mean 'twice'\\?\\)"):
         archc.loads(HEAD + "  - {twise: 3}\n", "t.yaml")
+
+
+@pytest.fixture
+def mish(monkeypatch):
+    """Mish, x * tanh(softplus(x)), added with fusion: (1) its op, of category FUSABLE; (2) its lowering;
+    (3) its kernels' forms in archc_kernels.ACTIVATIONS — here no Triton code and no oneDNN post-op, so the
+    generated CPU forward applies it in place after the conv and the Triton path leaves it to the reference.
+    (4) would be a branch in archc_kernels/triton/common.activate with its code, (5) a sample row in
+    tests/test_ops.py."""
+    import archc_kernels
+    from archc.ir.ops import ACTIVATION, FUSABLE
+
+    op = Op("mish", "Mish.", lambda a, i: i[0], categories=frozenset({ACTIVATION, FUSABLE}), act=lambda a: "mish")
+    register_op(op)
+    monkeypatch.setitem(LOWERINGS, "mish", lambda a, i: nn.Mish())
+    monkeypatch.setitem(archc_kernels.ACTIVATIONS, "mish", archc_kernels.Activation(
+        "mish", lambda y: torch.nn.functional.mish(y, inplace=True), None, None, None))
+    yield op
+    del OPS["mish"]
+
+
+def test_an_activation_with_fusion_is_three_entries(mish, monkeypatch):
+    from test_fuse import randomise_bn
+
+    from archc_kernels import route
+
+    text = HEAD + "  - c: {conv: {out: 8, k: 3, pad: 1}}\n  - b: bn\n  - m: mish\n  - c2: {conv: {out: 4, k: 1}}\n"
+    model = randomise_bn(archc.build(archc.loads(text, "t.yaml"))).eval()
+    fused = archc.fuse(model)
+    assert [(n.op, n.attrs.get("act")) for n in fused.graph.nodes()][1:] == [("conv_bn_act", "mish"), ("conv", None)]
+    x = torch.randn(2, 2, 6, 5) * 3
+    with torch.inference_mode():
+        assert torch.allclose(fused(x), model(x), rtol=1e-5, atol=1e-6)
+    monkeypatch.setenv("ARCHC_KERNELS", "triton")
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert route(x, torch.randn(8, 2, 3, 3), act="mish") == (
+        "reference", "the activation has no Triton form (archc_kernels.ACTIVATIONS)")

@@ -201,3 +201,25 @@ def test_a_wrong_plan_is_an_internal_error_not_a_wrong_answer(monkeypatch):
                                                r"forward of densenet121 for input \[1, 3, 32, 32\]: step 0 \(input\) "
                                                r"gave \[1, 3, 64, 64\]"):
         fused(torch.randn(1, 3, 64, 64))
+
+
+def test_windows_wholly_in_the_padding_do_not_crash():
+    """PyTorch's oneDNN convolution crashes (SIGSEGV) on this conv over channels_last data — found by the
+    differential fuzzing (case 313): archc pads such inputs explicitly (archc_kernels.shapes.pads_past_window), in
+    the eager module, the generated forward and archc_kernels' reference alike."""
+    import archc_kernels
+
+    text = ("archc: 1\nname: t\ninput: [4, 12, 1]\ngraph:\n"
+            "  - c: {conv: {out: 12, k: [3, 1], stride: 2, pad: [1, 1], dilation: 2}}\n  - b: bn\n  - a: tanh\n")
+    model = randomise_bn(archc.build(archc.loads(text, "t.yaml"))).eval()
+    fused = archc.fuse(model)
+    x = torch.randn(2, 4, 12, 1).contiguous(memory_format=torch.channels_last)
+    conv = model.c
+    assert type(conv).__name__ == "PaddedConv2d" and isinstance(conv, torch.nn.Conv2d)
+    want = torch.tanh(torch.nn.functional.conv2d(x.contiguous(), conv.weight, conv.bias, 2, 1, 2))
+    with torch.inference_mode():
+        assert relative_error(model(x), torch.tanh(model.b(model.c(x.contiguous())))) < TOLERANCE
+        assert relative_error(fused(x), model(x)) < TOLERANCE
+        got = archc_kernels.reference.conv_bn_act(x, conv.weight, None, conv.bias, stride=2, padding=1, dilation=2,
+                                                 act="none")
+    assert relative_error(torch.tanh(got), want) < TOLERANCE

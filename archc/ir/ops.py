@@ -25,6 +25,7 @@ CONV = "conv"  # a 2-D convolution with conv's arguments: what a fused conv_bn_a
 AFFINE = "affine"  # a per-channel affine map in eval mode (BatchNorm): folds into the conv before it
 NORM = "norm"  # a normalisation
 ACTIVATION = "activation"  # pointwise; `Op.act(attrs)` names the standard function it computes, if any
+FUSABLE = "fusable"  # an activation a fused conv_bn_act applies (archc_kernels.ACTIVATIONS has its kernels' forms)
 SUM = "sum"  # the elementwise sum of its inputs (a residual add)
 JOIN = "join"  # combines several inputs into one (concat, add, mean); usable as a `branches` join
 CONCAT = "concat"  # lays its inputs side by side along channels: they may be written into their slices of it
@@ -420,8 +421,7 @@ _POOL_ARGS = {
     "pad": _pair(0, lo=0),
     "ceil": Arg(Bool(), False, "ceil_mode"),
 }
-ACTIVATIONS = ("relu", "relu6", "sigmoid", "tanh")  # the activations a fused conv_bn_act applies
-_ACT = frozenset({ACTIVATION})
+_ACT = frozenset({ACTIVATION, FUSABLE})
 
 _OPS = [
     Op("conv", "2-D convolution (grouped, dilated, or with a connection table).", _conv_shape, _CONV_ARGS,
@@ -431,11 +431,11 @@ _OPS = [
        {"eps": Arg(Float(lo=0.0), 1e-5), "momentum": Arg(_PROB, 0.1), "affine": Arg(Bool(), True)},
        params=lambda a, i, o: 2 * i[0][0] if a["affine"] else 0, buffers=lambda a, i, o: 2 * i[0][0] + 1,
        categories=frozenset({NORM, AFFINE, STATEFUL})),
-    Op("relu", "ReLU.", _same, categories=frozenset({ACTIVATION}), act=_act("relu")),
-    Op("relu6", "ReLU6.", _same, categories=frozenset({ACTIVATION}), act=_act("relu6")),
-    Op("sigmoid", "Logistic sigmoid.", _same, categories=frozenset({ACTIVATION}), act=_act("sigmoid")),
+    Op("relu", "ReLU.", _same, categories=_ACT, act=_act("relu")),
+    Op("relu6", "ReLU6.", _same, categories=_ACT, act=_act("relu6")),
+    Op("sigmoid", "Logistic sigmoid.", _same, categories=_ACT, act=_act("sigmoid")),
     Op("tanh", "Hyperbolic tangent, scale * tanh(slope * x) (LeNet-5: 1.7159 tanh(2/3 x)).", _same,
-       {"scale": Arg(Float(), 1.0), "slope": Arg(Float(), 1.0)}, categories=frozenset({ACTIVATION}),
+       {"scale": Arg(Float(), 1.0), "slope": Arg(Float(), 1.0)}, categories=_ACT,
        act=lambda a: "tanh" if a["scale"] == a["slope"] == 1 else None),
     Op("silu", "SiLU (swish): x * sigmoid(x) (EfficientNet).", _same, categories=_ACT, act=_act("silu")),
     Op("gelu", "GELU, exact (erf) or its tanh approximation (ConvNeXt: exact).", _same,
@@ -520,14 +520,22 @@ _OPS = [
     Op("mean", "Elementwise mean of inputs; with drop_path > 0, each input is dropped with that probability "
        "in training (at least one kept) and the mean is over survivors (FractalNet's local drop-path).",
        _elementwise_shape("mean"), {"drop_path": Arg(_PROB, 0.0)}, arity=None, categories=frozenset({JOIN})),
-    Op("conv_bn_act", "Fused conv [+ BN] [+ residual] [+ activation] (inference passes only): the conv's and "
-       "BN's module paths, the activation, and the conv's arguments; a second input is the residual.",
-       _fused_shape, {"conv": Arg(Str()), "bn": Arg(Str(), None), "act": Arg(Choice(("none", *ACTIVATIONS))),
-                      **_CONV_ARGS},
-       params=lambda a, i, o: _conv_params(a, i[:1], o), macs=lambda a, i, o: _conv_macs(a, i[:1], o),
-       window=_sliding, arity=None, categories=frozenset({WEIGHT, STATEFUL, INTERNAL})),
     Op("input", "The network input.", lambda a, i: tuple(a["shape"]), {"shape": Arg(List(Int(lo=1)))}, arity=0,
        categories=frozenset({INPUT, INTERNAL})),
 ]
+_OPS.append(Op(
+    "conv_bn_act", "Fused conv [+ BN] [+ residual] [+ activation] (inference passes only): the conv's and BN's "
+    "module paths, the activation (none, or an op of category FUSABLE), and the conv's arguments; a second input "
+    "is the residual.",
+    _fused_shape, {"conv": Arg(Str()), "bn": Arg(Str(), None), "act": Arg(Str()), **_CONV_ARGS},
+    params=lambda a, i, o: _conv_params(a, i[:1], o), macs=lambda a, i, o: _conv_macs(a, i[:1], o),
+    window=_sliding, arity=None, categories=frozenset({WEIGHT, STATEFUL, INTERNAL})))
 for _op in _OPS:
     register(_op)
+
+
+def fusable_activations() -> set[str]:
+    """The activations a fused conv_bn_act applies: the ops of category FUSABLE (archc's and plugins'), each
+    fused where its `act` names it (its arguments the standard ones). archc_kernels.ACTIVATIONS holds their
+    kernels' forms; a test keeps both equal for archc's own."""
+    return {name for name, op in OPS.items() if FUSABLE in op}

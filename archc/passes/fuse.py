@@ -9,7 +9,7 @@ consumer is its only reader (as torch.fx's fuser), so no intermediate that someo
 from __future__ import annotations
 
 from archc.ir.graph import Graph
-from archc.ir.ops import ACTIVATION, AFFINE, CONV, EVAL_IDENTITY, OPS, SUM
+from archc.ir.ops import ACTIVATION, AFFINE, CONV, EVAL_IDENTITY, OPS, SUM, fusable_activations
 from archc.passes import register
 
 FUSED = OPS["conv_bn_act"]
@@ -40,7 +40,7 @@ def strip_eval_identities(g: Graph) -> None:
 @register("fuse_conv_bn_act")
 def fuse_conv_bn_act(g: Graph) -> None:
     """conv [-> bn] [-> add(., residual)] [-> activation]  =>  conv_bn_act(x[, residual])."""
-    supported = FUSED.args["act"].kind.options
+    supported = fusable_activations()
     for node in g.nodes():
         n = node.name
         if n not in g or CONV not in OPS[node.op] or node.attrs.get("table") is not None:

@@ -5,10 +5,11 @@ import triton.language as tl
 import triton.testing
 
 from .. import env
+from ..activations import ACTIVATIONS
 from ..shapes import conv_output_hw
 
-# Activation name -> the ACT code the epilogue switches on (names as in reference.ACTIVATIONS).
-ACT_CODES = {"none": 0, "relu": 1, "relu6": 2, "sigmoid": 3, "tanh": 4}
+# Activation name -> the ACT code the epilogue switches on (archc_kernels.ACTIVATIONS: the one table).
+ACT_CODES = {name: a.code for name, a in ACTIVATIONS.items() if a.code is not None}
 
 
 @triton.jit
@@ -42,6 +43,16 @@ def activate(y, ACT: tl.constexpr):
         y = tl.sigmoid(y)
     elif ACT == 4:
         y = 2.0 * tl.sigmoid(2.0 * y) - 1.0
+    elif ACT == 5:  # silu
+        y = y * tl.sigmoid(y)
+    elif ACT == 6:  # hardswish
+        y = y * tl.minimum(tl.maximum(y + 3.0, 0.0), 6.0) / 6.0
+    elif ACT == 7:  # hardsigmoid
+        y = tl.minimum(tl.maximum(y + 3.0, 0.0), 6.0) / 6.0
+    elif ACT == 8:  # gelu (erf)
+        y = 0.5 * y * (1.0 + tl.erf(y * 0.7071067811865476))
+    elif ACT == 9:  # leaky_relu, slope 0.01
+        y = tl.where(y >= 0.0, y, 0.01 * y)
     return y
 
 

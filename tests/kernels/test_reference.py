@@ -6,12 +6,38 @@ import torch.nn.functional as F
 from archc_kernels import ACTIVATIONS, fold_bn, fold_weight, reference
 
 F64 = torch.float64
-MODULE_ACTS = {"none": torch.nn.Identity(), "relu": torch.nn.ReLU(), "relu6": torch.nn.ReLU6(),
-               "sigmoid": torch.nn.Sigmoid(), "tanh": torch.nn.Tanh()}
 
 
-def test_every_activation_has_a_module_twin():
-    assert MODULE_ACTS.keys() == ACTIVATIONS.keys()
+def op_module(act: str) -> torch.nn.Module:
+    """What a spec's op of that name computes: its lowering, at its default arguments."""
+    from archc.backends.torch.lower import LOWERINGS
+    from archc.ir.ops import OPS
+    from archc.spec.kinds import REQUIRED
+
+    if act == "none":
+        return torch.nn.Identity()
+    attrs = {k: a.default for k, a in OPS[act].args.items() if a.default is not REQUIRED}
+    assert OPS[act].act(attrs) == act
+    return LOWERINGS[act](attrs, [(4, 5, 5)])
+
+
+def test_the_kernels_activations_are_the_ops_a_fused_conv_absorbs():
+    """One table on each side: archc_kernels.ACTIVATIONS, and the op table's FUSABLE ops (which the fuser and
+    conv_bn_act's `act` argument take theirs from)."""
+    from archc.ir.ops import fusable_activations
+
+    assert set(ACTIVATIONS) - {"none"} == fusable_activations()
+
+
+@pytest.mark.parametrize("act", sorted(ACTIVATIONS))
+def test_every_form_of_an_activation_is_its_ops_function(act):
+    """The reference's in-place form (what the CPU paths run when they do not fuse) equals the op's module, over
+    a range that reaches every clamp and saturation."""
+    x = torch.linspace(-12, 12, 2001, dtype=F64).view(1, 1, 1, -1)
+    want = op_module(act).to(F64)(x)
+    inplace = ACTIVATIONS[act].inplace
+    got = x.clone() if inplace is None else inplace(x.clone())
+    assert torch.allclose(got, want, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("folded", [False, True], ids=["scale_shift", "folded_weight"])
@@ -30,7 +56,7 @@ def test_matches_conv_bn_act_modules(act, folded):
     with torch.no_grad():
         got = reference.conv_bn_act(x, weight, scale, shift, stride=2, padding=1, groups=2, act=act,
                                     residual=residual)
-        expect = MODULE_ACTS[act](bn(conv(x)) + residual)
+        expect = op_module(act).to(F64)(bn(conv(x)) + residual)
     assert ((got - expect).norm() / expect.norm()).item() < 1e-6  # float32 scale / shift
 
 
@@ -51,4 +77,4 @@ def test_none_means_no_activation_and_unknown_names_fail():
     x, w = torch.randn(1, 2, 4, 4), torch.randn(3, 2, 1, 1)
     assert torch.equal(reference.conv_bn_act(x, w, act=None), F.conv2d(x, w))
     with pytest.raises(ValueError, match="unknown activation"):
-        reference.conv_bn_act(x, w, act="gelu")
+        reference.conv_bn_act(x, w, act="mish")

@@ -169,6 +169,18 @@ class PadChannels(nn.Module):
         return F.pad(x, (0, 0, 0, 0, 0, self.out - x.shape[1]))
 
 
+class PaddedConv2d(nn.Conv2d):
+    """nn.Conv2d whose padding reaches past its window on some axis (outputs that see only padding): the input is
+    padded explicitly and convolved without padding, the same values, because PyTorch's oneDNN convolution crashes
+    on some such calls over channels_last data (archc_kernels.shapes.pads_past_window). Same parameters and
+    state_dict as nn.Conv2d."""
+
+    def forward(self, x):
+        ph, pw = self.padding
+        return F.conv2d(F.pad(x, (pw, pw, ph, ph)), self.weight, self.bias, self.stride, 0, self.dilation,
+                        self.groups)
+
+
 class TableConv2d(nn.Module):
     """A convolution whose output channel j sees only the input channels table[j] (LeNet-5's C3).
     Holds only the connected kernels: `weight` is [sum(len(row)), kh, kw]."""

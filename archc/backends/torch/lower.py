@@ -11,14 +11,16 @@ from archc.backends.torch import PLUGINS, layers
 from archc.backends.torch.fused import FusedConvBNAct
 from archc.ir.graph import Node
 from archc.ir.ops import Shape, pair
+from archc_kernels.shapes import pads_past_window
 
 
 def _conv(a: dict, in_shapes: list[Shape]) -> nn.Module:
     if a.get("table") is not None:
         return layers.TableConv2d(in_shapes[0][0], a["table"], pair(a["k"]), pair(a["stride"]), pair(a["pad"]),
                                   pair(a["dilation"]), a["bias"])
-    return nn.Conv2d(in_shapes[0][0], a["out"], pair(a["k"]), pair(a["stride"]), pair(a["pad"]),
-                     pair(a["dilation"]), a["groups"], a["bias"])
+    cls = layers.PaddedConv2d if pads_past_window(a["k"], a["pad"], a["dilation"]) else nn.Conv2d
+    return cls(in_shapes[0][0], a["out"], pair(a["k"]), pair(a["stride"]), pair(a["pad"]), pair(a["dilation"]),
+               a["groups"], a["bias"])
 
 
 def _bn(a: dict, in_shapes: list[Shape]) -> nn.Module:

@@ -29,9 +29,6 @@ from archc.errors import ArchcError
 from archc.passes import shapes
 from archc.backends.torch.cpu.memory import ARENA, INPLACE, OWN, SLICE, VIEW_SLOT, MemoryPlan, Target, plan
 
-# In-place activations, by the standard function an ACTIVATION op computes (Op.act).
-_INPLACE_ACT = {"relu": "torch.relu_({})", "relu6": "{}.clamp_(0.0, 6.0)", "sigmoid": "torch.sigmoid_({})",
-                "tanh": "torch.tanh_({})"}
 # Ops the generated code writes into storage it is given (the others allocate their value).
 _WRITES = {"concat", "add", "avgpool", "gap", "adaptive_avgpool"}
 
@@ -52,7 +49,7 @@ def _overwrites(g: Graph, node: Node) -> int | None:
     if node.op == "add":
         return 0
     op = OPS[node.op]
-    if ACTIVATION in op and op.act and op.act(node.attrs) in _INPLACE_ACT:
+    if ACTIVATION in op and op.act and _inplace(op.act(node.attrs)) is not None:
         return 0
     return None
 
@@ -318,8 +315,8 @@ class _Emitter:
                 self.lines.append(f"{self.names[n]} = {self.const(self.modules[n], 'M')}({', '.join(ins)})")
             return
         if self.p.slots[n].kind == INPLACE:
-            act = OPS[node.op].act(node.attrs)
-            self.lines.append(f"{self.names[n]} = " + _INPLACE_ACT[act].format(ins[0]))
+            act = _inplace(OPS[node.op].act(node.attrs))
+            self.lines.append(f"{self.names[n]} = {self.const(act, 'act')}({ins[0]})")
             return
         expr = f"{self.const(self.modules[n], 'M')}({', '.join(ins)})"
         if self.p.slots[n].kind == OWN and VIEW in OPS[node.op] and self.in_arena(g.inputs(n)[0]):
@@ -368,7 +365,7 @@ class _Emitter:
             return True
         packed = self._packed(node)
         if len(ins) == 1:
-            self.assign(n, f"{self.const(packed.op, 'conv')}({ins[0]}, *{self.const(packed.args, 'A')})")
+            self.assign(n, self._plain_conv(packed, ins[0]))
             return True
         x, residual = ins
         if not packed.fuses_residual:
@@ -376,7 +373,7 @@ class _Emitter:
             self.assign(n, f"{call}({residual}, {x})" if self.p.slots[n].kind == INPLACE else
                         f"{call}({x}, {residual})")
             return True
-        args = self.const(packed.binary_args, "B")
+        args, x = self.const(packed.binary_args, "B"), self._padded(packed, x)
         if self.p.slots[n].kind == INPLACE:
             expr = f"{self.const(packed.op_inplace, 'convi')}({residual}, {x}, *{args})"
         else:
@@ -392,8 +389,17 @@ class _Emitter:
         if self._gemm_conv(node, ins):
             return True
         packed = self._packed(node)
-        self.assign(node.name, f"{self.const(packed.op, 'conv')}({ins[0]}, *{self.const(packed.args, 'A')})")
+        self.assign(node.name, self._plain_conv(packed, ins[0]))
         return True
+
+    def _plain_conv(self, packed: cpu.Packed, x: str) -> str:
+        """oneDNN's conv with its unary post-op, or, for an activation oneDNN has none of, applied after."""
+        expr = f"{self.const(packed.op, 'conv')}({self._padded(packed, x)}, *{self.const(packed.args, 'A')})"
+        return expr if packed.applied_after is None else f"{self.const(packed.applied_after, 'act')}({expr})"
+
+    def _padded(self, packed: cpu.Packed, x: str) -> str:
+        """x, explicitly padded where the conv was packed for that (archc_kernels.shapes.pads_past_window)."""
+        return x if packed.pad_input is None else f"{self.const(packed.pad_input, 'pad')}({x})"
 
     def _gemm_conv(self, node: Node, ins: list[str]) -> bool:
         """A small 1x1 conv as torch.mm over the [pixels, channels] view of channels_last data, written into
@@ -424,7 +430,7 @@ class _Emitter:
             self.lines.append(f"{self.const(torch.ops.aten._add_relu_.Tensor, 'add_relu_')}(t, {bias})"
                               if act == "relu" else f"t.add_({bias})")
         if act != "none" and (act != "relu" or m.bias is None):
-            self.lines.append(_INPLACE_ACT[act].format("t"))
+            self.lines.append(f"{self.const(_inplace(act), 'act')}(t)")
         self.assign(n, value)
         self.lines.append("del t")
         return True
@@ -486,7 +492,10 @@ def _affine_act(x, scale, shift, act):
     if native.takes(x):
         return native.affine_act(x, scale, shift, act)
     y = torch.addcmul(shift.view(1, -1, 1, 1), x, scale.view(1, -1, 1, 1))
-    return y if act == "none" else _ACT_FN[act](y)
+    return y if act == "none" else _inplace(act)(y)
 
 
-_ACT_FN = {"relu": torch.relu_, "relu6": lambda y: y.clamp_(0.0, 6.0)}
+def _inplace(act: str | None):
+    """The in-place form of a standard activation (archc_kernels.ACTIVATIONS), or None."""
+    entry = archc_kernels.ACTIVATIONS.get(act)
+    return None if entry is None else entry.inplace
