@@ -1,6 +1,7 @@
 """archc: a compiler for convolutional network architectures written as YAML graph specs.
 
-    archc.load(path, **params)     -> Spec      (read and checked, parameters applied; limits=... raises limits)
+    archc.load(path, **params)     -> Spec      (read and checked, parameters applied; limits=... raises limits;
+                                                 a zoo name such as "resnet50" instead of a path: archc list)
     archc.analyze(spec_or_path)    -> Analysis  (shapes, params, MACs, activations, receptive field, warnings)
     archc.validate(spec_or_path)   -> Analysis  (analyze, and the module-name checks of build; no torch)
     archc.build(spec_or_path)      -> ArchcModule (an nn.Module; `.graph` is its analysed graph)
@@ -43,13 +44,17 @@ def _no_gc():
 
 
 def load(path: str | Path, *, limits: Limits | dict | None = None, **params) -> Spec:
-    """Read and check a spec, overriding its `params:` (as `--set`). `limits`: a Limits, or a mapping such as
-    {"params": 5_000_000_000} raising some limits (see archc.Limits and docs/language.md's *Limits*)."""
+    """Read and check a spec, overriding its `params:` (as `--set`): a path, or the name of a network of the zoo
+    archc ships (`"resnet50"`: archc/zoo/resnet.yaml with variant=resnet50; `archc list` shows them; a path that
+    exists wins). `limits`: a Limits, or a mapping such as {"params": 5_000_000_000} raising some limits (see
+    archc.Limits and docs/language.md's *Limits*)."""
     from archc.ir.ops import spec_ops
     from archc.spec.load import load as _load
+    from archc.spec.zoo import find
 
+    file, shown, named = find(path)
     with _no_gc():
-        return _load(path, spec_ops(), params, limits)
+        return _load(file, spec_ops(), {**named, **params}, limits, shown=shown)
 
 
 def loads(text: str, file: str = "<string>", *, limits: Limits | dict | None = None, **params) -> Spec:
@@ -114,8 +119,10 @@ def validate(spec_or_path, *, limits: Limits | dict | None = None, **params):
 def build(spec_or_path, weights=None, features=None, *, limits: Limits | dict | None = None, **params):
     """An nn.Module from a spec path, a Spec or an Analysis; `module.analysis` keeps its figures and graph.
 
-    weights: a state_dict file to load (torchvision .pth, .safetensors, an archc checkpoint): every tensor whose
-    key and shape match; `module.weights_report` says what did not (archc/weights.py), with a warning.
+    weights: a state_dict file to load (torchvision .pth, .safetensors, an archc checkpoint), or published weights
+    by name (`"IMAGENET1K_V2"`, `"torchvision:DEFAULT"`: the torchvision model's the spec names, through
+    torchvision's weights API, `archc[weights]`): every tensor whose key and shape match; `module.weights_report`
+    says what did not (archc/weights.py), with a warning.
     features: names of nodes or module groups (`["layer2", "layer3", "layer4"]`): the module returns a dict of
     those values instead, computing only what they need (the rest of the network is not built).
     limits: a Limits, or a mapping raising some limits (see archc.Limits)."""
@@ -134,12 +141,15 @@ def build(spec_or_path, weights=None, features=None, *, limits: Limits | dict | 
         _warn(analysis, 2)
     module.analysis = analysis
     module.weights_report = None
+    module.weights_name = None  # torchvision weights loaded by name
+    module.preprocessing = analysis.spec.preprocessing  # the input pipeline its weights expect, if known
+    module.categories = None  # class names in output order, when the weights say
     if weights is not None:
         import warnings
 
-        from archc.weights import load as load_weights
+        from archc.weights import load_any
 
-        module.weights_report = load_weights(module, weights)
+        module.weights_report = load_any(module, weights)
         if not module.weights_report.complete:
             warnings.warn(ArchcWarning(str(module.weights_report)), stacklevel=2)
     return module

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from archc.errors import ExpectError
+from archc.errors import ArchcError, ExpectError
 from archc.ir.graph import Graph, Node
-from archc.ir.ops import OPS, WEIGHT
+from archc.ir.ops import EVAL_IDENTITY, OPS, VIEW, WEIGHT
 from archc.passes.liveness import peak
 from archc.spec.load import Spec
 
@@ -80,10 +80,10 @@ class Analysis:
 
     @property
     def published(self) -> dict | None:
-        """The accuracy the spec declares (`published:`, dataset filled in), for the architecture as written: None
-        when it declares none or when its parameters were overridden (the figure would be for another network)."""
-        p = self.spec.data.get("published")
-        return None if p is None or self.spec.overrides else {"dataset": "ImageNet-1k", **p}
+        """The accuracy the spec (its selected variant) declares (`published:`), for the architecture as written:
+        None when it declares none or when parameters other than the variant were overridden."""
+        p = self.spec.published
+        return p.to_dict() if p else None
 
     @property
     def warnings(self) -> list:
@@ -140,3 +140,62 @@ class Analysis:
 def _plain(v):
     """An attribute as JSON holds it (tuples as lists)."""
     return [_plain(x) for x in v] if isinstance(v, tuple) else v
+
+
+# Pools whose output size is fixed whatever the input's: part of a classifier's head, not of the feature maps.
+_FIXED_POOLS = frozenset({"adaptive_avgpool", "adaptive_maxpool"})
+
+
+@dataclass(frozen=True)
+class Head:
+    """Where a classifier's head starts, found statically (timm's model API on built modules): `features` is the
+    last feature map on the main path (a [C, H, W] value past which only pooling, flattening, dropout,
+    normalisation of a 1x1 map and linear layers follow); `nodes` what computes the main output from it, in order;
+    `classifier` the last weight layer among them (None: the head only pools, as SqueezeNet's, whose classes come
+    from a 1x1 conv inside its feature maps); `pre_logits` the classifier's input (the pooled features), else the
+    output."""
+
+    features: str
+    nodes: tuple[str, ...]
+    classifier: str | None
+    pre_logits: str
+
+
+def head(g: Graph) -> Head:
+    """The head of a graph's main output (see Head). Raises ArchcError when something besides the feature map
+    feeds it (no single feature map to split the network at)."""
+    out = g.outputs[0].node
+    n = out
+    while True:
+        node = g[n]
+        shape = node.shape
+        spatial = len(shape) == 3 and shape[1] * shape[2] > 1
+        cats = OPS[node.op].categories
+        if spatial and node.op not in _FIXED_POOLS and not (VIEW in cats or EVAL_IDENTITY in cats) or n == g.input:
+            break
+        n = g.inputs(n)[0]
+    features = n
+    order = g.order()
+    below = _ancestors(g, features)
+    nodes = [m for m in order if m not in below and m in _ancestors(g, out)]
+    inside = set(nodes) | {features}
+    for m in nodes:
+        stray = [i for i in g.inputs(m) if i not in inside]
+        if stray:
+            raise ArchcError(f"{g.name}: its head ({m}) reads {stray[0]} besides the last feature map {features}: "
+                             "no single feature map to split it at")
+    weights = [m for m in nodes if WEIGHT in OPS[g[m].op].categories]
+    classifier = weights[-1] if weights else None
+    return Head(features, tuple(nodes), classifier and g[classifier].module,
+                g.inputs(classifier)[0] if classifier else out)
+
+
+def _ancestors(g: Graph, name: str) -> set[str]:
+    """A node and every node it reads, directly or not."""
+    seen, todo = {name}, [name]
+    while todo:
+        for i in g.inputs(todo.pop()):
+            if i not in seen:
+                seen.add(i)
+                todo.append(i)
+    return seen

@@ -30,8 +30,8 @@ def plot(analyses: list[Analysis], path: str | Path, *, protect=()) -> list[str]
     files.check(path, protect=protect)
     matplotlib.rcParams["svg.hashsalt"] = "archc"  # the same SVG for the same figures
     with_accuracy = [a for a in analyses if a.published]
-    notes = [f"{a.name}: no published accuracy" + (" (parameters overridden)" if a.spec.overrides and
-                                                    "published" in a.spec.data else "")
+    notes = [f"{a.name}: no published accuracy" + (" (parameters overridden)" if not a.spec.as_written and
+                                                    a.spec.about.published else "")
              for a in analyses if not a.published] if with_accuracy else []
     datasets = sorted({a.published["dataset"] for a in with_accuracy}, key=lambda d: (d != "ImageNet-1k", d))
     panels = datasets or [None]

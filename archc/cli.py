@@ -73,8 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="print the analysis as JSON")
     c.add_argument("--depth", type=int, metavar="N", help="group the table by the first N names (layer1.0)")
     c.add_argument("-o", "--output", metavar="FILE", help="save the built module as an archc checkpoint (.pt)")
-    c.add_argument("--weights", metavar="FILE", help="load a state_dict (torchvision .pth, .safetensors, an archc "
-                                                     "checkpoint) into the module; report what did not match")
+    c.add_argument("--weights", metavar="FILE|torchvision:NAME",
+                   help="load a state_dict (torchvision .pth, .safetensors, an archc checkpoint), or the published "
+                        "weights of the spec's torchvision model by name (torchvision:IMAGENET1K_V2, needs "
+                        "archc[weights]); report what did not match")
     c.add_argument("--memory", action="store_true",
                    help="also print the memory plan of archc.fuse's CPU forward (arena, slices, peak)")
     c.add_argument("--batch", type=int, default=1, metavar="N", help="batch size of the memory plan (default 1)")
@@ -116,10 +118,13 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--set", action="extend", nargs="+", default=[], metavar="K=V")
     e.add_argument("--format", required=True, choices=("onnx", "pt2", "torchscript"))
     e.add_argument("--fused", action="store_true", help="export archc.fuse(module): BN folded, conv+BN+act fused")
-    e.add_argument("--weights", metavar="FILE", help="load these weights first (as compile --weights)")
+    e.add_argument("--weights", metavar="FILE|torchvision:NAME", help="load these weights first (as compile --weights)")
     e.add_argument("-o", "--output", metavar="FILE", help="default: the spec's name[.fused].onnx|.pt2|.pt")
     e.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
     e.add_argument("--no-check", action="store_true", help="skip running the export against the module")
+    e.add_argument("--safetensors", action="store_true",
+                   help="also write the weights beside it: OUTPUT's name .safetensors (the module's state_dict, "
+                        "its input pipeline as metadata)")
     e.set_defaults(run=_export)
 
     b = sub.add_parser("bench", parents=[fmt],
@@ -144,6 +149,21 @@ def _parser() -> argparse.ArgumentParser:
                    help="override spec parameters (classes is set from the data)")
     _train_options(t)
     t.set_defaults(run=_train)
+
+    r = sub.add_parser("predict", parents=[lim], help="classify images: the top classes, with their names")
+    r.add_argument("spec")
+    r.add_argument("images", nargs="+", metavar="IMAGE")
+    r.add_argument("--set", action="extend", nargs="+", default=[], metavar="K=V")
+    r.add_argument("--weights", metavar="FILE|torchvision:NAME",
+                   help="default: the weights the spec publishes its accuracy for (torchvision's, by name)")
+    r.add_argument("--top", type=int, default=5, metavar="K", help="classes shown per image (default 5)")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(run=_predict)
+
+    z = sub.add_parser("list", help="list the zoo: every network archc ships, by the name compile, view, ... take")
+    z.add_argument("--format", choices=("text", "json", "markdown"), default="text",
+                   help="a table (default), JSON (every network's figures), or docs/zoo.md's Markdown table")
+    z.set_defaults(run=_list)
 
     s = sub.add_parser("schema", help="print the spec JSON Schema (archc/spec/schema.json is this)")
     s.set_defaults(run=_schema)
@@ -204,7 +224,7 @@ def _compile(args) -> int:
     if args.weights:  # read before anything is printed: a file that is not weights fails first
         from archc import weights
 
-        state = weights.read(args.weights)
+        fetched = weights.fetch(args.weights, analysis)
     if not args.json:
         print(report.table(analysis, args.depth), flush=True)
     import archc
@@ -215,7 +235,7 @@ def _compile(args) -> int:
         raise RuntimeError(f"built module has {built} parameters, analysis says {analysis.params}")
     loaded = None
     if args.weights:
-        loaded = weights.apply(module, *state, args.weights)
+        loaded = weights.install(module, fetched)
         if not args.json:
             print(loaded, flush=True)
     if args.output:
@@ -329,15 +349,24 @@ def _export(args) -> int:
 
     analysis = _validated(args.spec, args)
     out = args.output or f"{Path(args.spec).stem}{'.fused' if args.fused else ''}{export.FORMATS[args.format]}"
-    protect = files.inputs(analysis.spec, args.weights)
+    local = args.weights if args.weights and not args.weights.startswith(weights.PREFIX) else None
+    protect = files.inputs(analysis.spec, local)
     files.check(out, protect=protect)  # before anything is built or exported
-    state = weights.read(args.weights) if args.weights else None
+    if args.safetensors:
+        files.check(Path(out).with_suffix(".safetensors"), protect=protect)
+    fetched = weights.fetch(args.weights, analysis) if args.weights else None
     module = archc.build(analysis)
-    if state:
-        print(weights.apply(module, *state, args.weights), flush=True)
+    if fetched:
+        print(weights.install(module, fetched), flush=True)
+    meta = export.metadata(module)  # the pipeline and classes of the weights, from the trained module
+    trained = module
     module = archc.fuse(module) if args.fused else module.eval()
     print(export.export(module, args.format, out, check=not args.no_check, opset=args.opset or export.OPSET,
-                        protect=protect))
+                        protect=protect, meta=meta))
+    if args.safetensors:  # the weights beside the model, under the spec's keys (archc.build(spec, weights=...))
+        saved = export.save_weights(trained, Path(out).with_suffix(".safetensors"), meta, protect=protect)
+        print(f"wrote {saved} (the module's state_dict, {len(trained.state_dict())} tensors; metadata: "
+              f"{', '.join(meta) or 'none'})")
     return EXIT_OK
 
 
@@ -395,6 +424,43 @@ def _train(args) -> int:
         print(f"best: epoch {result.best['epoch']}, validation top-1 {result.best['val_top1']:.2f}%; weights in "
               f"{result.folder / 'best.safetensors'} (and last.safetensors), metrics in "
               f"{result.folder / 'metrics.jsonl'}", flush=True)
+
+
+def _predict(args) -> int:
+    import archc
+    from archc import predict, weights
+
+    analysis = _validated(args.spec, args)
+    ref = args.weights
+    if ref is None:
+        spec = analysis.spec
+        if spec.torchvision is None:
+            raise SpecError(f"{spec.name} names no torchvision model, so it has no published weights: give "
+                            "--weights FILE")
+        ref = weights.PREFIX + (spec.published.weights if spec.published and spec.published.weights else "DEFAULT")
+    fetched = weights.fetch(ref, analysis)
+    module = archc.build(analysis)
+    report = weights.install(module, fetched)
+    if not report.complete:
+        print(report, file=sys.stderr)
+    found = predict.predict(module, args.images, args.top)
+    if args.json:
+        print(json.dumps({"network": module.name, "weights": report.file,
+                          "preprocessing": module.preprocessing.to_dict(),
+                          "predictions": [p.to_dict() for p in found]}, indent=1))
+    else:
+        pre = module.preprocessing
+        print(f"{module.name} with {report.file}; images resized to {pre.resize} ({pre.interpolation}), cropped to "
+              f"{pre.crop}")
+        print(predict.text(found))
+    return EXIT_OK
+
+
+def _list(args) -> int:
+    from archc import catalog
+
+    fams = catalog.families()
+    print({"text": catalog.text, "json": catalog.as_json, "markdown": catalog.markdown}[args.format](fams))
     return EXIT_OK
 
 

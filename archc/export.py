@@ -17,12 +17,18 @@ The check fails the export when the outputs differ by more than TOLERANCE (max |
 The file is written through archc's output writer (archc/files.py): its target checked before the export starts,
 the export written to a temporary file beside it, checked there, and renamed over the target only once the check
 passed — a failed export or check, or a failed write, leaves the old file as it was.
+
+What a deployed model needs beside it: `metadata(module)` (the input pipeline its weights expect, and its class
+names when the weights give them) goes into the ONNX model's metadata as JSON (`archc.preprocessing`,
+`archc.classes`); `save_weights` writes the module's state_dict as .safetensors (the `safetensors` extra), the same
+metadata in its header, loadable with `archc.build(spec, weights=FILE)`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import warnings
 from dataclasses import dataclass
@@ -68,11 +74,41 @@ def output_names(module) -> list[str]:
     return [o.name for o in module.graph.outputs if not o.aux]
 
 
-def export(module, fmt: str, path: str | Path, check: bool = True, opset: int = OPSET, *, protect=()) -> Exported:
+def metadata(module) -> dict[str, str]:
+    """What a deployed model needs to be used, as strings of JSON: the input pipeline (`archc.preprocessing`:
+    resize, crop, interpolation, mean, std) when the spec or its weights state one, and the class names
+    (`archc.classes`) when the weights give them."""
+    out = {}
+    pre = getattr(module, "preprocessing", None)
+    if pre is not None:
+        out["archc.preprocessing"] = json.dumps(pre.to_dict())
+    names = getattr(module, "categories", None)
+    if names:
+        out["archc.classes"] = json.dumps(list(names))
+    return out
+
+
+def save_weights(module, path: str | Path, extra: dict[str, str] | None = None, *, protect=()) -> str:
+    """The module's state_dict as a .safetensors file (metadata: the spec's name and `extra`), through archc's
+    output writer (never over one of `protect`)."""
+    try:
+        from safetensors.torch import save
+    except ImportError:
+        raise ArchcError("writing .safetensors weights needs the safetensors extra: pip install "
+                         "'archc[safetensors]'") from None
+    state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+    meta = {"format": "pt", "archc.network": module.name, **(extra or {})}
+    files.write_bytes(path, save(state, metadata=meta), protect=protect)
+    return str(path)
+
+
+def export(module, fmt: str, path: str | Path, check: bool = True, opset: int = OPSET, *, protect=(),
+           meta: dict[str, str] | None = None) -> Exported:
     """Export `module` (an ArchcModule, built or fused) to `path` in format `fmt`; with `check`, run the
     exported model against the module on a fresh input of batch 3 (the export was traced at batch 2). `path` is
     checked first (archc.files.check; never one of `protect`, the spec the module was built from nor its
-    libraries) and replaced only by a complete export that passed its check."""
+    libraries) and replaced only by a complete export that passed its check. `meta`: more metadata for an ONNX
+    model (default: `metadata(module)`)."""
     if fmt not in FORMATS:
         raise ArchcError(f"unknown export format {fmt!r} (formats: {', '.join(FORMATS)})")
     protect = files.protected(files.inputs(module.analysis.spec), protect)
@@ -81,9 +117,9 @@ def export(module, fmt: str, path: str | Path, check: bool = True, opset: int = 
     shape = module.analysis.input_shape
     torch.manual_seed(0)
     example = torch.randn(2, *shape)
-    result = {"onnx": _onnx, "pt2": _pt2, "torchscript": _torchscript}[fmt](module, example, path, check, opset,
-                                                                            protect)
-    return result
+    if fmt == "onnx":
+        return _onnx(module, example, path, check, opset, protect, metadata(module) if meta is None else meta)
+    return {"pt2": _pt2, "torchscript": _torchscript}[fmt](module, example, path, check, opset, protect)
 
 
 @contextlib.contextmanager
@@ -221,7 +257,7 @@ def _avg_pool2d_translation():
     return avg_pool2d
 
 
-def _onnx(module, example, path, check: bool, opset: int, protect) -> Exported:
+def _onnx(module, example, path, check: bool, opset: int, protect, meta: dict[str, str]) -> Exported:
     try:
         import onnx
         import onnxscript.optimizer
@@ -248,7 +284,7 @@ def _onnx(module, example, path, check: bool, opset: int, protect) -> Exported:
     spec = module.analysis.spec
     model.doc_string = f"archc export of {module.name} ({spec.file})"
     for key, value in (("archc.spec", spec.file), ("archc.input", str(module.analysis.input_shape)),
-                       ("archc.outputs", ", ".join(names))):
+                       ("archc.outputs", ", ".join(names)), *meta.items()):
         model.metadata_props.add(key=key, value=value)
     checked = {}
 

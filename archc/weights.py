@@ -9,17 +9,30 @@ Every tensor whose key and shape match is loaded; the rest is reported — missi
 unexpected (the file's, not in the module) and shape-mismatched (kept as the module initialised them: a
 classifier built with `--set classes=10` keeps its fresh head and loads everything else). Keys saved from a
 DistributedDataParallel or torch.compile wrapper (`module.`, `_orig_mod.`) are matched without the prefix.
+
+Weights by name: `torchvision:IMAGENET1K_V2` (or a bare weights name such as `IMAGENET1K_V2`, `DEFAULT`, that is
+not a file) loads the published weights of the torchvision model the spec (its variant) names with `torchvision:`,
+through torchvision's own weights API: its download into its cache ($TORCH_HOME/hub/checkpoints), the hash its file
+name carries checked on download, its key fix-ups (DenseNet's old keys). Needs torchvision (`archc[weights]`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from archc.errors import ArchcError
+from archc.spec.document import Preprocessing
 
+PREFIX = "torchvision:"  # weights by name: torchvision:IMAGENET1K_V2
+_WEIGHTS_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 WRAPPERS = ("module.", "_orig_mod.")  # DistributedDataParallel / DataParallel, torch.compile
 NESTED = ("state_dict", "model", "model_state_dict", "weights")  # where training checkpoints keep the state_dict
 
@@ -144,3 +157,167 @@ def apply(module: torch.nn.Module, state: dict[str, torch.Tensor], fmt: str, pat
     result = module.load_state_dict(take, strict=False)
     assert not result.unexpected_keys, result.unexpected_keys  # only keys of the module were given
     return report
+
+
+# -- weights by name -------------------------------------------------------------------------------------------
+
+@dataclass
+class Published:
+    """Weights published for a torchvision model, as its weights API gives them."""
+
+    state: dict[str, torch.Tensor]
+    label: str  # torchvision:resnet50.IMAGENET1K_V2
+    name: str  # IMAGENET1K_V2 (DEFAULT resolved)
+    file: str  # where torchvision's cache keeps them
+    preprocessing: Preprocessing  # the pipeline they expect
+    categories: list[str] | None  # class names, in output order
+
+
+def named(ref) -> str | None:
+    """The weights name `ref` stands for (`torchvision:NAME`, or a bare NAME that is not a file), else None."""
+    if not isinstance(ref, str):
+        return None
+    if ref.startswith(PREFIX):
+        return ref[len(PREFIX):]
+    return ref if _WEIGHTS_NAME.fullmatch(ref) and not os.path.exists(ref) else None
+
+
+def _torchvision():
+    try:
+        import torchvision.models
+    except ImportError as e:
+        raise ArchcError("weights by name (torchvision:NAME) and archc predict need torchvision, which is not "
+                         f"installed here ({e.msg}): pip install 'archc[weights]'") from None
+    return torchvision.models
+
+
+def torchvision_enum(spec, name: str | None = None):
+    """The torchvision weights `name` of the model `spec` names (its variant's `torchvision:`); with no name, the
+    enum of all its weights. Errors are one located line."""
+    tv, where = spec.torchvision, _where(spec)
+    if tv is None:
+        raise ArchcError(f"weights {PREFIX}{name}: {spec.name} names no torchvision model (`torchvision:` in the spec "
+                         "or its variant), so it has no published weights to load by name; give a weights file",
+                         spec.loc(()), "torchvision")
+    models = _torchvision()
+    try:
+        enum = models.get_model_weights(tv)
+    except (ValueError, KeyError):
+        raise ArchcError(f"this torchvision has no model {tv!r} (torchvision {_version()})", where,
+                         "torchvision") from None
+    if name is None:
+        return enum
+    try:
+        return enum[name]
+    except KeyError:
+        names = ", ".join(["DEFAULT", *(w.name for w in enum)])
+        raise ArchcError(f"weights {PREFIX}{name}: torchvision has no such weights for {tv} (it has: {names})",
+                         where, "torchvision") from None
+
+
+def _where(spec):
+    """Where the spec names its torchvision model (its variant's row, or its own key)."""
+    own = spec.variant is not None and spec.variants[spec.variant].about.torchvision
+    return spec.loc(("variants", spec.variant, "torchvision") if own else ("torchvision",))
+
+
+def _version() -> str:
+    import torchvision
+
+    return torchvision.__version__
+
+
+def pipeline(weights) -> Preprocessing:
+    """The input pipeline torchvision's weights meta states (their `transforms()`)."""
+    t = weights.transforms()
+    return Preprocessing(int(t.resize_size[0]), int(t.crop_size[0]), t.interpolation.value,
+                         tuple(map(float, t.mean)), tuple(map(float, t.std)))
+
+
+def torchvision_weights(spec, name: str, aux: bool = False) -> Published:
+    """The weights `name` of the torchvision model the spec names, through torchvision's weights API: downloaded
+    (hash-checked) into its cache or read from there, and loaded into torchvision's own model (which fixes up old
+    key layouts); with `aux`, its auxiliary heads kept (GoogLeNet's, Inception-v3's)."""
+    weights = torchvision_enum(spec, name)
+    models = _torchvision()
+    from urllib.parse import urlparse
+
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
+    present = cached.is_file()
+    try:  # torch.hub says "Downloading: ..." on stdout: keep stdout for archc's output (--json)
+        with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # GoogLeNet's "auxiliary heads are NOT pretrained"
+            model = models.get_model(spec.torchvision, weights=weights, progress=False,
+                                     **({"aux_logits": True} if aux else {}))
+    except Exception as e:  # offline, refused, a damaged or truncated file, a hash that does not match
+        reason = _reason(e)
+        if present:
+            raise ArchcError(f"weights {PREFIX}{name}: cannot read torchvision's cached file {cached} ({reason}); "
+                             "delete it to download it again", _where(spec), "torchvision") from None
+        raise ArchcError(f"weights {PREFIX}{name}: cannot download {weights.url} ({reason}); without a network, "
+                         f"put the file at {cached}", _where(spec), "torchvision") from None
+    state = model.state_dict()
+    # the pipeline: the spec's own for the weights it publishes (it states what torchvision's model does inside,
+    # such as Inception's transform_input), else the weights' meta
+    pre = spec.preprocessing if _published(spec) in (weights.name, name) and spec.preprocessing else \
+        pipeline(weights)
+    return Published(state, f"{PREFIX}{spec.torchvision}.{weights.name}", weights.name, str(cached), pre,
+                     list(weights.meta.get("categories") or []) or None)
+
+
+def _published(spec) -> str | None:
+    p = spec.about.published
+    return p.weights if p else None
+
+
+def _reason(e: Exception) -> str:
+    text = str(getattr(e, "reason", None) or e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
+
+
+def imagenet_categories() -> list[str] | None:
+    """ImageNet-1k's class names in torchvision's order, from its weights meta; None without torchvision."""
+    try:
+        from torchvision.models import ResNet50_Weights
+    except ImportError:
+        return None
+    return list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+@dataclass
+class Fetched:
+    """Weights read (a file) or fetched (by name), not yet loaded into a module."""
+
+    state: dict[str, torch.Tensor]
+    format: str
+    label: str  # the file, or torchvision:MODEL.NAME
+    name: str | None = None  # the torchvision weights' name
+    preprocessing: Preprocessing | None = None  # what they expect, when they say
+    categories: list[str] | None = None
+
+
+def fetch(ref, analysis) -> Fetched:
+    """The weights `ref` names for the analysed spec: a file (`read`), or published weights by name (`named`)."""
+    name = named(ref)
+    if name is None:
+        return Fetched(*read(ref), str(ref))
+    published = torchvision_weights(analysis.spec, name, aux=any(o["aux"] for o in analysis.outputs))
+    return Fetched(published.state, f"torchvision weights, cached at {published.file}", published.label,
+                   published.name, published.preprocessing, published.categories)
+
+
+def install(module: torch.nn.Module, fetched: Fetched) -> WeightsReport:
+    """Load fetched weights into a built module (`apply`); what they say about their input and classes goes
+    on the module (`preprocessing`, `categories`, `weights_name`)."""
+    report = apply(module, fetched.state, fetched.format, fetched.label)
+    if fetched.preprocessing is not None:
+        module.preprocessing = fetched.preprocessing
+    if fetched.categories is not None:
+        module.categories = fetched.categories
+    module.weights_name = fetched.name
+    return report
+
+
+def load_any(module: torch.nn.Module, ref) -> WeightsReport:
+    """Load the weights `ref` names (a file, or published weights by name) into a built module."""
+    return install(module, fetch(ref, module.analysis))

@@ -21,8 +21,8 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("specs", nargs="*", default=["specs/resnet152.yaml", "specs/resnet50.yaml",
-                                                "specs/densenet121.yaml", "specs/googlenet.yaml"])
+    p.add_argument("specs", nargs="*", default=["resnet152", "resnet50",
+                                                "densenet121", "googlenet"])
     p.add_argument("--runs", type=int, default=7)
     args = p.parse_args()
     t0 = time.perf_counter()

@@ -79,7 +79,7 @@ def variants(name, batch, columns, threads):
     from archc.backends.torch.executor import ArchcModule
 
     torch.manual_seed(0)
-    model = randomise_bn(archc.build(ROOT / "specs" / f"{name}.yaml")).eval()
+    model = randomise_bn(archc.build(name)).eval()
     x = torch.randn(batch, *model.analysis.input_shape)
     run = {"eager": model}
     if "eager_cl" in columns:
@@ -229,7 +229,7 @@ def report(rows, memory, env, args) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--specs", nargs="+", default=["resnet50", "resnext", "densenet121", "googlenet"])
+    p.add_argument("--specs", nargs="+", default=["resnet50", "resnext50_32x4d", "densenet121", "googlenet"])
     p.add_argument("--batch", nargs="+", type=int, default=[1, 8])
     p.add_argument("--rounds", type=int, default=15)
     p.add_argument("--warmup", type=int, default=3)

@@ -85,7 +85,7 @@ def measure_spec(name: str, batch: int, threads: int, fixed: float) -> tuple[lis
 
     import archc
 
-    model = archc.build(ROOT / "specs" / f"{name}.yaml").eval()
+    model = archc.build(name).eval()
     x = torch.randn(batch, *model.analysis.input_shape)
     fused = archc.fuse(model)
     calls = onednn_calls(fused, x)
@@ -106,7 +106,7 @@ def measure_spec(name: str, batch: int, threads: int, fixed: float) -> tuple[lis
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--specs", nargs="+", default=["resnet50", "resnext", "densenet121", "googlenet"])
+    p.add_argument("--specs", nargs="+", default=["resnet50", "resnext50_32x4d", "densenet121", "googlenet"])
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=2000)

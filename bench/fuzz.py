@@ -49,7 +49,7 @@ WALL = 60.0  # wall-clock seconds
 SMALL = ["--limit", "params=20000000", "activations=20000000"]  # compile allocates: keep each case small
 FAMILIES = [("mutated", 0.30), ("graphs", 0.25), ("yaml", 0.15), ("structures", 0.12), ("checkpoints", 0.10),
             ("cli", 0.05), ("outputs", 0.03)]
-SPECS = sorted((ROOT / "specs").glob("*.yaml")) + sorted((ROOT / "examples").glob("*.yaml"))
+SPECS = sorted((ROOT / "archc" / "zoo").glob("*.yaml")) + sorted((ROOT / "examples").glob("*.yaml"))
 HEAD = "archc: 1\nname: fuzz\ninput: [3, 16, 16]\n"
 
 HOSTILE = [0, -1, 1, 3, 7, 2**31, 2**62, 2**62 + 1, 10**30, 10**400, 1e300, -1e300, float("inf"), float("nan"), 0.5,
@@ -462,7 +462,7 @@ def make_case(case: int, total: int, folder: Path, small: bool = False) -> tuple
                 text = mutate_text(text, rng)
         if "import" in text:  # the library it names, beside it
             (folder / "lib").mkdir(exist_ok=True)
-            shutil.copy(ROOT / "specs" / "lib" / "resnet.yaml", folder / "lib" / "resnet.yaml")
+            shutil.copy(ROOT / "archc" / "zoo" / "lib" / "resnet.yaml", folder / "lib" / "resnet.yaml")
         spec.write_text(text, errors="surrogatepass")
         return family, command(rng.choice(["validate", "validate", "compile"]), spec)
     if family == "graphs":

@@ -10,8 +10,8 @@ are rewritten after every row; no row starts that the --budget (seconds) cannot 
 
   ceilings   device copy bandwidth and fp16 matrix rate, measured here (the floors use them)
   warm       every Triton kernel the rows launch, compiled on all cores in parallel into Triton's disk cache
-  conv       every distinct conv of specs/resnet50.yaml as archc.fuse runs it, fp16, N=128
-  model      archc.fuse(archc.build(spec)) of specs/resnet50.yaml and specs/resnext.yaml vs the eager module
+  conv       every distinct conv of resnet50 (the zoo's) as archc.fuse runs it, fp16, N=128
+  model      archc.fuse(archc.build(spec)) of resnet50 and resnext50_32x4d (zoo names) vs the eager module
   grouped    ResNeXt-50's grouped convs (also on the implicit-GEMM kernel, "alt") and MobileNetV2's depthwise
   block      bottlenecks of both specs
   conv bf16, conv N=32, then the kernel tests (pytest -n, on CUDA), then torch.compile of the eager models
@@ -49,7 +49,7 @@ from torch import nn  # noqa: E402
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 TOLERANCE = {torch.float16: 2e-3, torch.bfloat16: 1.2e-2, torch.float32: 1e-4}  # vs fp32, ||.|| relative
-SPECS = {"resnet50": "specs/resnet50.yaml", "resnext50_32x4d": "specs/resnext.yaml"}
+SPECS = {"resnet50": "resnet50", "resnext50_32x4d": "resnext50_32x4d"}  # zoo names (archc/zoo/resnet.yaml variants)
 BLOCKS = ("resnet50.layer1.0", "resnet50.layer2.0", "resnet50.layer3.1", "resnet50.layer4.1",
           "resnext50_32x4d.layer1.0", "resnext50_32x4d.layer3.1")
 # MobileNetV2's depthwise 3x3 convs at 224x224 (torchvision mobilenet_v2; inverted-residual expansion 6):
@@ -113,7 +113,7 @@ class Recorded:
 def record(spec: str) -> Recorded:
     import archc
 
-    model = archc.build(ROOT / spec)
+    model = archc.build(spec)
     fused = archc.fuse(model)
     convs, values = {}, [0]
 
@@ -413,7 +413,7 @@ def model_row(check, spec_name, recorded, batch, dtype_name):
     row = Row("model", spec_name, f"archc.fuse({SPECS[spec_name]})", batch, dtype_name, flops / 1e9, nbytes / 1e6,
               floor_ms(flops, nbytes))
     torch.manual_seed(0)
-    model = archc.build(ROOT / SPECS[spec_name]).eval().to(device)
+    model = archc.build(SPECS[spec_name]).eval().to(device)
     x = torch.randn(batch, *recorded.input_shape, device=device)
     with torch.no_grad():
         expect = model(x)

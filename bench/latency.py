@@ -31,7 +31,7 @@ def main() -> None:
                           f"`python bench/latency.py --device {args.device} --batch {' '.join(map(str, args.batch))} "
                           f"--dtype {args.dtype} --runs {args.runs}`; ratios are of medians.\n"]
     for name in args.specs:
-        r = bench.bench(ROOT / "specs" / f"{name}.yaml", args.device, args.batch, args.dtype, args.runs, args.warmup,
+        r = bench.bench(name, args.device, args.batch, args.dtype, args.runs, args.warmup,
                         progress=bench.stderr_progress)
         results.append(r)
         parts.append(bench.table(r) + "\n")

@@ -59,7 +59,7 @@ def spec_lines(*files: str) -> int:
     for f in files:
         f, _, blocks = f.partition(":")
         skipping = False
-        for line in _blocks((ROOT / "specs" / f).read_text().splitlines(), blocks.split(",") if blocks else None):
+        for line in _blocks((ROOT / "archc" / "zoo" / f).read_text().splitlines(), blocks.split(",") if blocks else None):
             text = line.split(" #")[0].rstrip() if not line.lstrip().startswith("#") else ""
             if skipping and (line.startswith(" ") or not line.strip()):
                 continue

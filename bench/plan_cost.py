@@ -21,10 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-SPECS = [("resnet50", "specs/resnet.yaml", {"variant": "resnet50"}, [160, 192, 256]),
-         ("densenet121", "specs/densenet.yaml", {}, [160, 192, 256]),
-         ("googlenet", "specs/googlenet.yaml", {}, [160, 192, 256]),
-         ("mobilenet_v2", "specs/mobilenet_v2.yaml", {}, [160, 192, 256])]
+SPECS = [("resnet50", "resnet", {"variant": "resnet50"}, [160, 192, 256]),
+         ("densenet121", "densenet", {}, [160, 192, 256]),
+         ("googlenet", "googlenet", {}, [160, 192, 256]),
+         ("mobilenet_v2", "mobilenet_v2", {}, [160, 192, 256])]
 
 
 def measure(path, params, sizes, repeats=5):
@@ -33,7 +33,7 @@ def measure(path, params, sizes, repeats=5):
     import archc
     from archc.backends.torch.cpu import forward as generated
 
-    model = archc.build(str(ROOT / path), **params).eval()
+    model = archc.build(path, **params).eval()
     fused = archc.fuse(model)
     rows = []
     for s in sizes:

@@ -1,4 +1,4 @@
-"""`archc train specs/lenet5.yaml` on scikit-learn's 8x8 digits (1,797 images, written out as an ImageFolder; the
+"""`archc train archc/zoo/lenet5.yaml` on scikit-learn's 8x8 digits (1,797 images, written out as an ImageFolder; the
 spec as written, its 32x32 input reached by resizing): the validation accuracy it reaches and the wall time of the
 whole command (Python, torch and torchvision starting included), as a user runs it.
 
@@ -41,7 +41,7 @@ def main() -> None:
     rows, runs = [], []
     for seed in range(args.runs):
         out = work / f"run{seed}"
-        cmd = [sys.executable, "-m", "archc.cli", "train", "specs/lenet5.yaml", "--data", str(data),
+        cmd = [sys.executable, "-m", "archc.cli", "train", "archc/zoo/lenet5.yaml", "--data", str(data),
                "--epochs", str(args.epochs), "--batch", "32", "--opt", "adamw", "--augment", "none",
                "--workers", "1", "--seed", str(seed), "--out", str(out), "--no-progress", "--plot"]
         load = os.getloadavg()[0]
@@ -74,7 +74,7 @@ def main() -> None:
         "",
         ", ".join(f"{k} {v}" for k, v in env_info.items()),
         "",
-        f"`archc train specs/lenet5.yaml --data digits --epochs {args.epochs} --batch 32 --opt adamw --augment none "
+        f"`archc train archc/zoo/lenet5.yaml --data digits --epochs {args.epochs} --batch 32 --opt adamw --augment none "
         "--workers 1 --seed N`: the spec as written (60,000 parameters, 32x32 input: the 8x8 digits resized; "
         "the RBF outputs are distances, so the loss is the cross-entropy of their negatives, the paper's "
         "criterion), AdamW at 1e-3 with a cosine schedule, the 1,797 digits split 90/10 per class "

@@ -32,10 +32,10 @@ from archc.training.config import config  # noqa: E402
 
 # name: (spec, its parameters, channels of the data, batch, options of both loops)
 CONFIGS = {
-    "lenet5-b32": ("specs/lenet5.yaml", {}, 1, 32, {}),
-    "lenet5-b128": ("specs/lenet5.yaml", {}, 1, 128, {}),
-    "lenet5-b128-bf16": ("specs/lenet5.yaml", {}, 1, 128, {"amp": "bf16"}),
-    "resnet20-b64": ("specs/resnet110_cifar.yaml", {"depth": 20}, 3, 64, {}),
+    "lenet5-b32": ("archc/zoo/lenet5.yaml", {}, 1, 32, {}),
+    "lenet5-b128": ("archc/zoo/lenet5.yaml", {}, 1, 128, {}),
+    "lenet5-b128-bf16": ("archc/zoo/lenet5.yaml", {}, 1, 128, {"amp": "bf16"}),
+    "resnet20-b64": ("archc/zoo/resnet110_cifar.yaml", {"depth": 20}, 3, 64, {}),
 }
 WORKERS = 1
 

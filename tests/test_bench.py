@@ -66,7 +66,7 @@ def test_bench_result(tmp_path):
 def test_bench_command_json(capsys):
     from archc import cli
 
-    assert cli.main(["bench", "specs/lenet5.yaml", "--batch", "1,4", "--runs", "2", "--warmup", "1", "--json"]) == 0
+    assert cli.main(["bench", "lenet5", "--batch", "1,4", "--runs", "2", "--warmup", "1", "--json"]) == 0
     captured = capsys.readouterr()
     r = json.loads(captured.out)
     assert r["name"] == "lenet5" and [b["batch"] for b in r["batches"]] == [1, 4]
@@ -85,5 +85,5 @@ def test_bench_errors(args, words, capsys):
 
     if "cuda" in args and torch.cuda.is_available():
         pytest.skip("a CUDA device is here")
-    assert cli.main(["bench", "specs/lenet5.yaml", *args]) == 2
+    assert cli.main(["bench", "lenet5", *args]) == 2
     assert words in capsys.readouterr().err

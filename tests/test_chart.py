@@ -6,7 +6,6 @@ import pytest
 
 import archc
 from archc import cli
-from conftest import SPECS
 
 BASE = "archc: 1\nname: n\ninput: [3, 8, 8]\nparams: {classes: 4}\ngraph:\n  - gap: gap\n  - flatten: flatten\n" \
        "  - fc: {linear: {out: classes}}\n"
@@ -20,7 +19,7 @@ def test_published_is_read_and_in_the_schema():
     assert archc.analyze(spec).published == {"dataset": "ImageNet-1k", "top1": 71.5, "source": "a paper"}
     assert archc.analyze(spec.with_params({"classes": 10})).published is None  # another network now
     keys = generate(spec_ops())["else"]["properties"]["published"]["properties"]
-    assert set(keys) == {"top1", "top5", "dataset", "source"}
+    assert set(keys) == {"top1", "top5", "dataset", "weights", "source"}
 
 
 @pytest.mark.parametrize("text,words", [
@@ -35,16 +34,19 @@ def test_published_mistakes_are_located(text, words):
 
 
 def test_lecture_specs_declare_sourced_accuracy():
-    declared = {p.stem: archc.load(p).data.get("published") for p in SPECS}
-    for stem in ("alexnet", "vgg16", "googlenet", "resnet50", "resnet152", "densenet121", "squeezenet1_0", "resnext"):
-        assert declared[stem] and declared[stem]["source"], stem
-    assert declared["resnet50"]["top1"] == 76.13 and declared["googlenet"]["top1"] == 69.778
+    names = ("alexnet_2012", "vgg16", "googlenet", "resnet50", "resnet152", "densenet121", "squeezenet1_0",
+             "resnext50_32x4d")
+    declared = {name: archc.load(name).published for name in names}  # variants' rows carry their own
+    for name in names:
+        assert declared[name] and declared[name].source, name
+    assert declared["resnet50"].top1 == 76.13 and declared["googlenet"].top1 == 69.778
+    assert declared["vgg16"].dataset == "ImageNet-1k"  # the default, filled once by the reader
 
 
 def test_compare_plot_accuracy_chart(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     out = tmp_path / "chart.svg"
-    assert cli.main(["compare", "specs/vgg16.yaml", "specs/googlenet.yaml", "specs/resnet50.yaml", "specs/lenet5.yaml",
+    assert cli.main(["compare", "vgg16", "googlenet", "resnet50", "lenet5",
                      "--plot", str(out)]) == 0
     captured = capsys.readouterr()
     assert "top-1" in captured.out and "76.13" in captured.out
@@ -54,7 +56,7 @@ def test_compare_plot_accuracy_chart(tmp_path, capsys):
         assert label in svg
     assert "lenet5" not in svg
     again = tmp_path / "again.svg"
-    cli.main(["compare", "specs/vgg16.yaml", "specs/googlenet.yaml", "specs/resnet50.yaml", "specs/lenet5.yaml",
+    cli.main(["compare", "vgg16", "googlenet", "resnet50", "lenet5",
               "--plot", str(again)])
     assert again.read_text() == svg  # the same figures draw the same file
 
@@ -62,7 +64,7 @@ def test_compare_plot_accuracy_chart(tmp_path, capsys):
 def test_compare_plot_without_accuracy_and_set(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     out = tmp_path / "chart.png"
-    assert cli.main(["compare", "specs/resnet18.yaml", "specs/resnet34.yaml", "--set", "classes=10", "--plot",
+    assert cli.main(["compare", "resnet18", "resnet34", "--set", "classes=10", "--plot",
                      str(out), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert [d["outputs"][0]["shape"] for d in data] == [[10], [10]] and all(d["published"] is None for d in data)
@@ -71,5 +73,5 @@ def test_compare_plot_without_accuracy_and_set(tmp_path, capsys):
 
 def test_compare_plot_format_is_checked(tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    assert cli.main(["compare", "specs/resnet18.yaml", "--plot", str(tmp_path / "chart.txt")]) == 2
+    assert cli.main(["compare", "resnet18", "--plot", str(tmp_path / "chart.txt")]) == 2
     assert "write a .svg, .png or .pdf file" in capsys.readouterr().err

@@ -18,7 +18,7 @@ def run(*args):
 
 
 def test_compile_resnext_main_job():
-    rc, out, err = run("compile", "specs/resnext.yaml")
+    rc, out, err = run("compile", "resnext50_32x4d")
     assert rc == 0, err
     assert "25,028,904 params" in out
     assert "4,230,479,872 (4.23 GMACs)" in out
@@ -28,7 +28,7 @@ def test_compile_resnext_main_job():
 
 
 def test_compile_json(capsys):
-    assert cli.main(["compile", "specs/googlenet.yaml", "--json"]) == 0
+    assert cli.main(["compile", "googlenet", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert {"name", "params", "macs", "activations", "outputs", "layers"} <= set(data)
     assert data["params_without_aux"] == 6624904 and data["params"] == data["module"]["params"] == 13004888
@@ -37,7 +37,7 @@ def test_compile_json(capsys):
 
 
 def test_set_overrides_parameters(capsys):
-    assert cli.main(["compile", "specs/resnext.yaml", "--set", "classes=10", "--json"]) == 0
+    assert cli.main(["compile", "resnext50_32x4d", "--set", "classes=10", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["outputs"][0]["shape"] == [10]
     assert data["params"] == 25028904 - 990 * 2049
@@ -47,7 +47,7 @@ def test_output_checkpoint_round_trip(tmp_path, capsys):
     from archc.checkpoint import load
 
     f = tmp_path / "m.pt"
-    assert cli.main(["compile", "specs/densenet121.yaml", "--set", "classes=3", "-o", str(f)]) == 0
+    assert cli.main(["compile", "densenet121", "--set", "classes=3", "-o", str(f)]) == 0
     m = load(str(f))
     saved = torch.load(f, weights_only=True)["state_dict"]
     assert all(torch.equal(v, saved[k]) for k, v in m.state_dict().items())
@@ -66,8 +66,8 @@ def test_spec_error_exit_2_one_line(tmp_path):
 
 @pytest.mark.parametrize("args,words", [
     (["compile", "nope.yaml"], "cannot read spec"),
-    (["compile", "specs/resnext.yaml", "--set", "classes"], "--set expects K=V"),
-    (["compile", "specs/resnext.yaml", "--set", "clases=3"], "unknown parameter 'clases'"),
+    (["compile", "resnext50_32x4d", "--set", "classes"], "--set expects K=V"),
+    (["compile", "resnext50_32x4d", "--set", "clases=3"], "unknown parameter 'clases'"),
 ])
 def test_user_errors_exit_2(args, words, capsys):
     assert cli.main(args) == 2
@@ -81,9 +81,9 @@ def test_validate_goes_on_over_every_file_and_fails_if_any_failed(tmp_path, caps
                    "  - a: {conv: {out: 8, k: 3, strid: 1}}\n")
     clash = tmp_path / "clash.yaml"
     clash.write_text("archc: 1\nname: clash\ninput: [3, 8, 8]\ngraph:\n  - forward: relu\n")
-    assert cli.main(["validate", "specs/vgg16.yaml", str(bad), "nope.yaml", str(clash), "specs/resnet18.yaml"]) == 2
+    assert cli.main(["validate", "vgg16", str(bad), "nope.yaml", str(clash), "resnet18"]) == 2
     out, err = capsys.readouterr()
-    assert [line.split(":")[0] for line in out.splitlines()] == ["specs/vgg16.yaml", "specs/resnet18.yaml"]
+    assert [line.split(":")[0] for line in out.splitlines()] == ["vgg16", "resnet18"]
     assert err.splitlines() == [
         f"{bad}:5:6: graph.0.frob: unknown op 'frob' (ops: {', '.join(spec_ops())})",
         f"{bad}:6:30: graph.1.a.conv.strid: conv has no argument 'strid' (did you mean 'stride'?)",
@@ -117,10 +117,10 @@ def test_schema_command_prints_the_shipped_schema(capsys):
 
 
 def test_validate_and_compare(capsys):
-    assert cli.main(["validate", "specs/vgg16.yaml", "specs/resnet50.yaml"]) == 0
+    assert cli.main(["validate", "vgg16", "resnet50"]) == 0
     out = capsys.readouterr().out
-    assert "specs/vgg16.yaml: ok: vgg16: 138,357,544 params, 15.47 GMACs" in out
-    assert cli.main(["compare", "specs/vgg16.yaml", "specs/googlenet.yaml", "--json"]) == 0
+    assert "vgg16: ok: vgg16: 138,357,544 params, 15.47 GMACs" in out
+    assert cli.main(["compare", "vgg16", "googlenet", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows[0]["macs"] > 10 * rows[1]["macs"]  # the lecture's point: VGG is far costlier than GoogLeNet
 
@@ -137,14 +137,14 @@ def test_internal_error_is_one_line(monkeypatch, capsys):
     import archc
 
     monkeypatch.setattr(archc, "analyze", lambda *a, **k: 1 / 0)
-    assert cli.main(["validate", "specs/vgg16.yaml"]) == 1
+    assert cli.main(["validate", "vgg16"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("archc: internal error: ZeroDivisionError") and "Traceback" not in err
 
 
 def test_analysis_does_not_import_torch():
     """`archc validate` is instant: spec -> analysed and checked graph never imports torch (or triton)."""
-    code = ("import sys, archc; a = archc.validate('specs/resnext.yaml'); "
+    code = ("import sys, archc; a = archc.validate('resnext50_32x4d'); "
             "assert a.params == 25028904; print(sorted(m for m in ('torch', 'triton') if m in sys.modules))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
@@ -152,7 +152,7 @@ def test_analysis_does_not_import_torch():
 
 
 def test_depth_groups_the_table(capsys):
-    assert cli.main(["compile", "specs/resnet50.yaml", "--depth", "2"]) == 0
+    assert cli.main(["compile", "resnet50", "--depth", "2"]) == 0
     out = capsys.readouterr().out
     row = next(line.split() for line in out.splitlines() if line.startswith("layer1.0 "))
     assert row[1:3] == ["12", "ops"] and row[-2] == "75,008"  # 3 conv+bn, 3 relu, downsample conv+bn, add
@@ -161,12 +161,12 @@ def test_depth_groups_the_table(capsys):
 
 def test_dot_output(tmp_path, capsys):
     f = tmp_path / "g.dot"
-    assert cli.main(["dot", "specs/googlenet.yaml", "--depth", "1", "-o", str(f)]) == 0
+    assert cli.main(["dot", "googlenet", "--depth", "1", "-o", str(f)]) == 0
     text = f.read_text()
     assert text.startswith('digraph "googlenet" {') and text.rstrip().endswith("}")
     assert '"inception4a" -> "aux1";' in text and '"inception4a" -> "inception4b";' in text
     assert '"aux1" [label="aux1\\n9 ops  1000"' in text and "dashed" in text
-    assert cli.main(["dot", "specs/squeezenet1_1.yaml"]) == 0
+    assert cli.main(["dot", "squeezenet1_1"]) == 0
     out = capsys.readouterr().out
     assert '"features.3.squeeze_activation" -> "features.3.expand1x1";' in out
     assert '"features.3.expand3x3_activation" -> "features.3.~concat";' in out

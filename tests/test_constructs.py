@@ -352,7 +352,7 @@ def test_carried_repeat_reads_the_previous_iteration_and_the_enclosing_scope():
 def test_res2net_block_for_any_scale():
     """Res2Net's sp = conv_i(sp + spx[i]) from one block: the keys timm has, for any scale."""
     for scale in (2, 4, 6):
-        a = archc.analyze(archc.load("specs/res2net.yaml", scale=scale, size=64))
+        a = archc.analyze(archc.load("archc/zoo/res2net.yaml", scale=scale, size=64))
         block = {n.name.split(".", 2)[2] for n in a.nodes() if n.name.startswith("layer1.1.") and n.meta["params"]}
         assert block == {"conv1", "bn1", "conv3", "bn3", *(f"convs.{i}" for i in range(scale - 1)),
                          *(f"bns.{i}" for i in range(scale - 1))}

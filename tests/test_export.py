@@ -193,5 +193,5 @@ def test_export_command(tmp_path, capfd):
 def test_export_errors(tmp_path, capsys):
     from archc import cli
 
-    assert cli.main(["export", "specs/lenet5.yaml", "--format", "pt2", "--weights", str(tmp_path / "no.pt")]) == 2
+    assert cli.main(["export", "lenet5", "--format", "pt2", "--weights", str(tmp_path / "no.pt")]) == 2
     assert "cannot read weights" in capsys.readouterr().err

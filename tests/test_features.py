@@ -11,8 +11,8 @@ from archc.passes.outputs import resolve, select_outputs
 
 def test_resnet_backbone_returns_its_stages():
     torch.manual_seed(0)
-    full = archc.build("specs/resnet18.yaml").eval()
-    backbone = archc.build("specs/resnet18.yaml", features=["layer2", "layer3", "layer4"]).eval()
+    full = archc.build("resnet18").eval()
+    backbone = archc.build("resnet18", features=["layer2", "layer3", "layer4"]).eval()
     backbone.load_state_dict({k: v for k, v in full.state_dict().items() if not k.startswith("fc.")})
     x = torch.randn(2, 3, 64, 64)
     out = backbone(x)
@@ -28,7 +28,7 @@ def test_resnet_backbone_returns_its_stages():
 
 
 def test_features_of_nodes_groups_and_aux_graphs():
-    m = archc.build("specs/googlenet.yaml", features=["inception3a", "maxpool4", "aux1.fc2"]).train()
+    m = archc.build("googlenet", features=["inception3a", "maxpool4", "aux1.fc2"]).train()
     out = m(torch.randn(1, 3, 224, 224))  # train mode: aux heads are not run unless asked for
     assert {k: tuple(v.shape) for k, v in out.items()} == {"inception3a": (1, 256, 28, 28),
                                                           "maxpool4": (1, 832, 7, 7), "aux1.fc2": (1, 1000)}
@@ -44,11 +44,11 @@ def test_features_of_nodes_groups_and_aux_graphs():
 ])
 def test_feature_name_errors(names, words):
     with pytest.raises(archc.ArchcError, match=words.replace("(", "\\(").replace(")", "\\)").replace("?", "\\?")):
-        archc.build("specs/resnet18.yaml", features=names)
+        archc.build("resnet18", features=names)
 
 
 def test_a_group_with_several_values_leaving_must_be_named_precisely():
-    g = archc.analyze("specs/resnet18.yaml").graph.copy()
+    g = archc.analyze("resnet18").graph.copy()
     g.outputs.append(Output("x", "layer1.0.relu", False))  # now two values leave layer1.0
     with pytest.raises(archc.ArchcError, match="group 'layer1.0' has 2 values leaving it"):
         resolve(g, "layer1.0")
@@ -56,7 +56,7 @@ def test_a_group_with_several_values_leaving_must_be_named_precisely():
 
 
 def test_select_outputs_prunes_and_reschedules():
-    g = select_outputs(archc.analyze("specs/vgg16.yaml").graph.copy(), ["features.15"])
+    g = select_outputs(archc.analyze("vgg16").graph.copy(), ["features.15"])
     assert [o.node for o in g.outputs] == ["features.15"] and g.order()[-1] == "features.15"
     assert all(not n.meta["aux"] for n in g.nodes())
     assert g.meta["schedules"][False].outputs == ("features.15",)

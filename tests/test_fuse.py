@@ -34,7 +34,7 @@ def test_fused_equals_eager_in_float64(path):
 
 
 def test_resnet50_fuses_every_conv_with_its_bn_relu_and_residual():
-    model = archc.build("specs/resnet50.yaml")
+    model = archc.build("resnet50")
     g = archc.fuse(model).graph
     fused = {n.name: n for n in g.nodes() if n.op == "conv_bn_act"}
     assert len(fused) == 53 and not any(n.op in ("conv", "bn", "add") for n in g.nodes())
@@ -59,7 +59,7 @@ def test_producer_read_twice_is_not_fused():
 
 
 def test_fused_state_dict_holds_folded_weights():
-    model = randomise_bn(archc.build("specs/resnext.yaml")).eval()
+    model = randomise_bn(archc.build("resnext50_32x4d")).eval()
     fused = archc.fuse(model)
     keys = set(fused.state_dict())
     assert "layer1.0.conv1.weight" in keys and "layer1.0.conv1.bias" in keys
@@ -73,7 +73,7 @@ def test_fused_state_dict_holds_folded_weights():
 def test_modules_export():
     """Built and fused modules trace and export like any nn.Module (the executor is plain Python over a
     static plan), so archc models deploy through TorchScript or torch.export."""
-    model = randomise_bn(archc.build("specs/resnet18.yaml")).eval()
+    model = randomise_bn(archc.build("resnet18")).eval()
     fused = archc.fuse(model)
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():

@@ -141,7 +141,7 @@ def test_sizes_the_layers_refuse_are_refused_alike(path):
 def test_densenet121_at_other_sizes(size):
     """Once wrong at 64 and a heap corruption at 256 (the plan's arena sized for 224)."""
     torch.manual_seed(0)
-    model = randomise_bn(archc.build("specs/densenet.yaml")).eval()
+    model = randomise_bn(archc.build("densenet")).eval()
     fused = archc.fuse(model)
     x = torch.randn(1, 3, size, size)
     with torch.inference_mode():
@@ -151,7 +151,7 @@ def test_densenet121_at_other_sizes(size):
 
 def test_a_flat_layer_fixes_the_size():
     """A linear after flatten holds weights for one input size: other sizes are refused at it, naming both."""
-    model = archc.build("specs/lenet5.yaml").eval()
+    model = archc.build("lenet5").eval()
     fused = archc.fuse(model)
     for m in (model, fused):
         with pytest.raises(ShapeError, match=r"f6: at input \[1, 40, 40\]: this linear holds weights for its "
@@ -162,7 +162,7 @@ def test_a_flat_layer_fixes_the_size():
 
 
 def test_plans_are_kept_per_kind_of_input_and_bounded():
-    model = randomise_bn(archc.build("specs/resnet.yaml", size=32)).eval()
+    model = randomise_bn(archc.build("resnet", size=32)).eval()
     fused = archc.fuse(model, max_plans=2)
     xs = [torch.randn(1, 3, s, s) for s in (32, 40, 48)]
     with torch.inference_mode():
@@ -178,7 +178,7 @@ def test_plans_are_kept_per_kind_of_input_and_bounded():
 
 
 def test_every_plan_is_made_from_its_own_shapes():
-    model = randomise_bn(archc.build("specs/densenet.yaml", size=32)).eval()
+    model = randomise_bn(archc.build("densenet", size=32)).eval()
     fused = archc.fuse(model)
     with torch.inference_mode():
         small, large = (fused.generated(torch.randn(2, 3, s, s)) for s in (32, 64))
@@ -194,11 +194,11 @@ def test_a_wrong_plan_is_an_internal_error_not_a_wrong_answer(monkeypatch):
     size's, the bug of issue 16) is caught before any value is read, as an internal error."""
     from archc.backends.torch.cpu import forward as generated
 
-    model = randomise_bn(archc.build("specs/densenet.yaml", size=32)).eval()
+    model = randomise_bn(archc.build("densenet", size=32)).eval()
     fused = archc.fuse(model)
     monkeypatch.setattr(generated, "planned_graph", lambda module, sample: (module.graph, None))
     with torch.inference_mode(), pytest.raises(RuntimeError, match=r"archc internal error: the generated CPU "
-                                               r"forward of densenet for input \[1, 3, 32, 32\]: step 0 \(input\) "
+                                               r"forward of densenet121 for input \[1, 3, 32, 32\]: step 0 \(input\) "
                                                r"gave \[1, 3, 64, 64\]"):
         fused(torch.randn(1, 3, 64, 64))
 

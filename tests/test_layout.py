@@ -17,7 +17,7 @@ PACKAGE = Path(archc.__file__).parent
 # Stage of each module or package, in pipeline order; a module may import only its own stage or earlier ones.
 STAGES = ["archc.errors|archc.files", "archc.spec", "archc.ir", "archc.passes", "archc.analysis",
           "archc.report|archc.dot|archc.view|archc.chart", "archc.backends|archc.weights", "archc",
-          "archc.checkpoint|archc.export|archc.bench", "archc.cli"]
+          "archc.checkpoint|archc.export|archc.bench|archc.catalog|archc.predict", "archc.cli"]
 
 
 def stage(module: str) -> int:
@@ -58,7 +58,7 @@ def test_the_compiler_short_of_modules_never_imports_torch():
     """spec, ir, passes, the figures and the backend's name checks load and run without torch."""
     names = [m for m, _ in modules() if stage(m) < stage("archc.backends")] + ["archc.backends.torch.names"]
     code = (f"import sys, importlib; [importlib.import_module(m) for m in {names!r}]; import archc; "
-            "archc.validate('specs/googlenet.yaml'); print(sorted(m for m in ('torch', 'triton', 'archc_kernels') "
+            "archc.validate('googlenet'); print(sorted(m for m in ('torch', 'triton', 'archc_kernels') "
             "if m in sys.modules))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
@@ -87,6 +87,6 @@ def test_module_names_torch_refuses_are_known_without_torch():
     from archc.backends.torch.names import ARCHC_ATTRIBUTES, MODULE_ATTRIBUTES
 
     assert MODULE_ATTRIBUTES == set(dir(nn.Module()))
-    module = archc.build("specs/lenet5.yaml")
+    module = archc.build("lenet5")
     own = set(dir(module)) - set(dir(nn.Module())) - set(module._modules)
     assert ARCHC_ATTRIBUTES == own

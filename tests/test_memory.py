@@ -59,7 +59,7 @@ def test_every_spec_plans_without_conflicts(path):
 
 
 def test_densenet_blocks_are_one_storage_each_and_concat_copies_nothing():
-    g, a = inference_graph(ROOT / "specs" / "densenet121.yaml")
+    g, a = inference_graph("densenet121")
     p = planned(g)
     for block, layers in (("denseblock1", 6), ("denseblock2", 12), ("denseblock3", 24), ("denseblock4", 16)):
         concats = [n for n in p.order if n.startswith(f"features.{block}.~concat")]
@@ -77,14 +77,14 @@ def test_densenet_blocks_are_one_storage_each_and_concat_copies_nothing():
 
 
 def test_cpu_target_copies_what_onednn_allocates_and_adds_residuals_in_place():
-    g, _ = inference_graph(ROOT / "specs" / "googlenet.yaml")
+    g, _ = inference_graph("googlenet")
     p = planned(g, target=cpu_target())
     members = g.inputs("inception3a.~concat")
     assert all(p.slots[m].kind == SLICE for m in members)
     assert [p.slots[m].channel for m in members] == [0, 64, 192, 224]
     # 3x3 convs run on oneDNN, which allocates their output: copied in once; 1x1 convs, GEMMs, write in place
     assert [p.slots[m].copied for m in members] == [False, True, True, False]
-    g, _ = inference_graph(ROOT / "specs" / "resnet50.yaml")
+    g, _ = inference_graph("resnet50")
     p = planned(g, target=cpu_target())
     # the residual dies at the add: each block's output is written over it, down the whole stage
     assert p.slots["layer1.0.conv3"] == Slot(INPLACE, "layer1.0.downsample.0")
@@ -121,7 +121,7 @@ def test_concat_output_of_the_graph_is_not_in_the_arena():
 
 
 def test_checker_finds_values_written_over_while_still_read():
-    g, _ = inference_graph(ROOT / "specs" / "resnet18.yaml")
+    g, _ = inference_graph("resnet18")
     p = planned(g, target=cpu_target())
     assert conflicts(g, p) == []
     # 1. an op writing its value over an input it reads but that is read again later
@@ -134,7 +134,7 @@ def test_checker_finds_values_written_over_while_still_read():
     broken = dataclasses.replace(ideal, offsets={**ideal.offsets, b: ideal.offsets[a]})
     assert any("arena bytes" in c for c in conflicts(g, broken))
     # 3. a concat input placed over another's channels
-    g, _ = inference_graph(ROOT / "specs" / "googlenet.yaml")
+    g, _ = inference_graph("googlenet")
     p = planned(g)
     first, second = g.inputs("inception3a.~concat")[:2]
     broken = dataclasses.replace(p, slots={**p.slots, second: dataclasses.replace(p.slots[second], channel=0)})
@@ -142,7 +142,7 @@ def test_checker_finds_values_written_over_while_still_read():
 
 
 def test_a_target_that_writes_nothing_puts_nothing_in_the_arena():
-    g, a = inference_graph(ROOT / "specs" / "densenet121.yaml")
+    g, a = inference_graph("densenet121")
     p = planned(g, target=Target(writes=lambda g, n: False))
     assert p.arena_bytes == 0 and not p.offsets
     assert {s.kind for s in p.slots.values()} <= {OWN, VIEW_SLOT, "input"}
@@ -155,7 +155,7 @@ def test_the_arena_is_left_out_only_where_it_lifts_the_peak():
     from archc.backends.torch.cpu.forward import memory_plan
 
     for name, arena in (("googlenet", True), ("unet", False)):
-        g, a = inference_graph(ROOT / "specs" / f"{name}.yaml")
+        g, a = inference_graph(name)
         p = memory_plan(g, 1)
         assert (p.arena_bytes > 0) == arena, name
         assert p.peak_bytes <= a.peak_activations * 4

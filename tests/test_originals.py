@@ -56,7 +56,7 @@ def _randomise(model):
 def test_cifar_resnet_option_a_equals_plain_pytorch():
     torch.manual_seed(0)
     ref = _randomise(CifarResNet(20)).double().eval()
-    spec = archc.load("specs/resnet110_cifar.yaml", depth=20)
+    spec = archc.load("resnet110_cifar", depth=20)
     ours = archc.build(spec).double().eval()
     ours.load_state_dict(ref.state_dict(), strict=True)
     assert archc.analyze(spec).params == sum(p.numel() for p in ref.parameters()) == 269722  # Table 6: 0.27M
@@ -66,7 +66,7 @@ def test_cifar_resnet_option_a_equals_plain_pytorch():
 
 
 def test_cifar_resnet_option_b_projects():
-    a = archc.analyze(archc.load("specs/resnet110_cifar.yaml", projection=True))
+    a = archc.analyze(archc.load("resnet110_cifar", projection=True))
     assert a.params == 1730714  # option A's 1,727,962 + two 1x1 conv + BN projections: 512 + 2,048 + 64 + 128
     assert [n.name for n in a.nodes() if n.op == "conv" and "downsample" in n.name] == [
         "layer2.0.downsample.0", "layer3.0.downsample.0"]
@@ -137,7 +137,7 @@ class CaffeGoogLeNet(nn.Module):
 def test_googlenet_2014_equals_the_caffe_model_in_plain_pytorch():
     torch.manual_seed(0)
     ref = CaffeGoogLeNet(aux=True)
-    ours = archc.build("specs/googlenet_2014.yaml")
+    ours = archc.build("googlenet_2014")
     ours.load_state_dict(ref.state_dict(), strict=True)
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():  # training mode: the main output and both auxiliary heads, dropout drawn alike
@@ -151,8 +151,8 @@ def test_googlenet_2014_equals_the_caffe_model_in_plain_pytorch():
 
 def test_googlenet_2014_deploy_is_the_net_without_its_heads():
     with torch.device("meta"):
-        train = archc.build("specs/googlenet_2014.yaml").state_dict()
-        deploy = archc.build(archc.load("specs/googlenet_2014.yaml", variant="deploy")).state_dict()
+        train = archc.build("googlenet_2014").state_dict()
+        deploy = archc.build(archc.load("googlenet_2014", variant="deploy")).state_dict()
         ref = CaffeGoogLeNet(aux=False).state_dict()
     assert list(deploy) == [k for k in train if not k.startswith("aux")] == list(ref)
     assert all(deploy[k].shape == ref[k].shape for k in ref)

@@ -31,7 +31,7 @@ def validator():
 
 @pytest.mark.parametrize("path", SPECS, ids=spec_id)
 def test_specs_validate_with_plain_jsonschema(path, validator):
-    """Editors use the schema on its own: every spec in specs/ must pass it."""
+    """Editors use the schema on its own: every spec of the zoo must pass it."""
     validator.validate(yaml.safe_load(path.read_text()))
 
 

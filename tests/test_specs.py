@@ -1,5 +1,5 @@
-"""Every spec in specs/ is tested: figures, static shapes against a real forward pass, train and eval, and, where
-torchvision ships the model, its exact state_dict keys and shapes.
+"""Every spec of the zoo (archc/zoo/) is tested: figures, static shapes against a real forward pass, train and eval,
+and, where torchvision ships the model, its exact state_dict keys and shapes.
 
 A spec with variants (`--set variant=NAME`) is checked statically in every variant: its `expect:` figures, and,
 where the variant names its torchvision builder, the keys and shapes of its state_dict (built on the meta device:
@@ -7,7 +7,6 @@ no memory, no initialisation), parameters, MACs, dropout and stochastic-depth pr
 Real forward passes run for each spec's default variant, at a small input where FORWARD says so."""
 
 import functools
-import re
 import json
 
 import pytest
@@ -56,9 +55,9 @@ def test_declares_expected_figures(path):
     weight layers on the longest path, 152 for ResNet-152), each variant its own; analysis raises ExpectError if a
     figure differs."""
     spec = loaded(path)
-    rows = spec.variants.values() or [spec.data]
-    assert all("params" in row.get("expect", {}) for row in rows), "every spec (variant) states its parameter count"
-    assert spec.expect is not None
+    for variant in spec.variants or [None]:
+        figures, _ = variant_spec(path, variant).expect  # the variant's own, or the spec's for its default
+        assert {"params", "macs"} <= set(figures), "every network states its parameter count and MACs"
     archc.analyze(spec)
 
 
@@ -189,11 +188,13 @@ def test_peak_activations_match_a_real_forward_pass(path, built):
     assert peak[0] == m.analysis.peak_activations
 
 
-def test_every_spec_has_a_row_in_the_readme_spec_table():
-    """docs/zoo.md's Specs table names every spec file in its first column (figures and sources beside it)."""
+def test_docs_zoo_table_is_what_archc_list_writes():
+    """docs/zoo.md's table of the zoo is `archc list --format markdown`, between its markers: regenerate it with
+    `python -m archc.catalog docs/zoo.md` when a spec changes."""
+    from archc import catalog
     from conftest import ROOT
 
-    text = (ROOT / "docs" / "zoo.md").read_text().split("\n## Specs\n", 1)[1].split("\n## ", 1)[0]
-    first_cells = [line.split("|")[1] for line in text.splitlines() if line.startswith("| `")]
-    listed = {name for cell in first_cells for name in re.findall(r"`([\w.-]+)\.yaml`", cell)}
-    assert sorted(p.stem for p in SPECS if p.stem not in listed) == []
+    text = (ROOT / "docs" / "zoo.md").read_text()
+    assert catalog.BEGIN in text and catalog.END in text
+    assert catalog.replace_table(text, catalog.markdown(catalog.families())) == text, \
+        "docs/zoo.md is stale: run python -m archc.catalog docs/zoo.md"

@@ -136,9 +136,9 @@ def test_tiny_spec_learns_digits_and_the_classes_come_from_the_data(specs, digit
 
 @pytest.mark.slow
 def test_lenet5_learns_the_digits(tmp_path):
-    """specs/lenet5.yaml as written (32x32 input: the 8x8 digits resized), all 1,797 digits, 300 steps."""
+    """archc/zoo/lenet5.yaml as written (32x32 input: the 8x8 digits resized), all 1,797 digits, 300 steps."""
     data = train_data.write_image_folder(tmp_path / "digits")
-    r = archc.train("specs/lenet5.yaml", str(data), epochs=6, batch=32, opt="adamw", augment="none", workers=0,
+    r = archc.train("archc/zoo/lenet5.yaml", str(data), epochs=6, batch=32, opt="adamw", augment="none", workers=0,
                     progress=False, save=False, **QUIET)
     assert r.epochs[-1]["step"] == 300
     assert r.best["val_top1"] >= 95, r.epochs
@@ -231,7 +231,7 @@ def test_aux_heads_contribute_their_weighted_loss(specs):
 
 def test_googlenet_declares_its_aux_weights():
     """The paper's 0.3 for both heads (Szegedy et al. 2014, section 5)."""
-    for spec in ("specs/googlenet.yaml", "specs/googlenet_2014.yaml"):
+    for spec in ("archc/zoo/googlenet.yaml", "archc/zoo/googlenet_2014.yaml"):
         outputs = archc.analyze(spec).graph.outputs
         assert [o.loss_weight for o in outputs if o.aux] == [0.3, 0.3], spec
 
@@ -248,7 +248,7 @@ def test_an_aux_head_weighted_zero_does_not_learn(specs, digits, tmp_path):
 def test_lenet5_distances_are_negated_into_logits():
     """LeNet-5's output layer gives distances (rbf: smaller is the better class): the loss reads their negatives,
     which is the paper's criterion (eq. 9, without its constant j)."""
-    model = archc.build("specs/lenet5.yaml")
+    model = archc.build("archc/zoo/lenet5.yaml")
     signs = [-1.0 if loop.DISTANCE in loop.OPS[model.graph[o.node].op] else 1.0 for o in model.graph.outputs]
     assert signs == [-1.0]
 
@@ -486,8 +486,8 @@ def test_errors_about_the_spec(specs, digits, tmp_path, cli):
     named.write_text(PLAIN + "outputs: {logits: fc}\n")
     line = fails(cli, named, "--data", digits, cwd=work)
     assert line.startswith(f"{named}:13:10: outputs: archc train needs one class vector") and "(logits)" in line
-    line = fails(cli, "specs/unet.yaml", "--data", digits, cwd=ROOT)  # a segmentation network
-    assert line == "specs/unet.yaml:40:12: score: archc train needs a class vector [classes] out of the network; " \
+    line = fails(cli, "archc/zoo/unet.yaml", "--data", digits, cwd=ROOT)  # a segmentation network
+    assert line == "archc/zoo/unet.yaml:40:12: score: archc train needs a class vector [classes] out of the network; " \
                    "its output is [10, 388, 388]"
 
 
@@ -502,14 +502,14 @@ def test_errors_about_the_command(specs, digits, tmp_path, cli):
     assert line == "the training split has 540 images, fewer than one batch of 1000: lower --batch"
     line = fails(cli, spec, "--data", "cifar10", "--data-root", tmp_path / "cache", cwd=work)
     assert line.startswith(f"{spec}:3:8: input:") and "cifar10's images are colour" in line
-    line = fails(cli, ROOT / "specs" / "nin_cifar10.yaml", "--data", "cifar10", "--data-root", tmp_path / "cache",
+    line = fails(cli, ROOT / "archc" / "zoo" / "nin_cifar10.yaml", "--data", "cifar10", "--data-root", tmp_path / "cache",
                   "--no-download", cwd=work)
     assert line.startswith("data cifar10: torchvision's CIFAR10 train split could not be opened")
     assert not (tmp_path / "cache").exists()
 
 
 def test_an_offline_download_is_one_line(tmp_path, cli):
-    line = fails(cli, ROOT / "specs" / "nin_cifar10.yaml", "--data", "cifar10", "--data-root", tmp_path / "cache",
+    line = fails(cli, ROOT / "archc" / "zoo" / "nin_cifar10.yaml", "--data", "cifar10", "--data-root", tmp_path / "cache",
                   cwd=tmp_path)
     assert line.startswith("data cifar10: torchvision's CIFAR10 train split could not be opened: downloading it")
     assert not (tmp_path / "cache").exists()  # what the failed download made is gone

@@ -25,14 +25,14 @@ def embedded(html: str) -> dict:
 
 
 def test_page_is_self_contained_and_carries_the_figures():
-    a = archc.analyze("specs/resnet18.yaml")
+    a = archc.analyze("resnet18")
     html = page(a)
     assert not re.search(r"<script[^>]+src=|<link|@import|https?://(?!www\.w3\.org/2000/svg)", html)
     d = embedded(html)
     assert [n["name"] for n in d["nodes"]] == [n.name for n in a.nodes()]
     conv = next(n for n in d["nodes"] if n["name"] == "layer2.0.conv1")
     assert conv["op"] == "conv" and conv["params"] == 73728 and conv["macs"] == 57802752
-    assert conv["loc"].startswith("specs/lib/resnet.yaml:") and conv["shape"] == [128, 28, 28]
+    assert conv["loc"].startswith("archc/zoo/lib/resnet.yaml:") and conv["shape"] == [128, 28, 28]
     assert conv["rf"]["size"] == a.graph["layer2.0.conv1"].meta["rf"].to_dict()["size"]
     assert d["totals"]["params"] == a.params and d["totals"]["macs"] == a.macs
     assert "Permission is hereby granted" in (resources.files("archc.view") / "vendor/LICENSE").read_text()
@@ -56,7 +56,7 @@ def test_args_text_shows_what_differs_from_the_defaults():
 
 def test_view_command_writes_html(tmp_path):
     out = tmp_path / "g.html"
-    p = subprocess.run([sys.executable, "-m", "archc.cli", "view", "specs/googlenet.yaml", "-o", str(out)],
+    p = subprocess.run([sys.executable, "-m", "archc.cli", "view", "googlenet", "-o", str(out)],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert f"wrote {out}: googlenet, 215 ops" in p.stdout
@@ -67,7 +67,7 @@ def test_view_png_without_chromium_is_a_located_error(tmp_path, monkeypatch, cap
     from archc import cli
 
     monkeypatch.setenv("ARCHC_CHROMIUM", str(tmp_path / "no-such-browser"))
-    assert cli.main(["view", "specs/lenet5.yaml", "-o", str(tmp_path / "x.png")]) == 2
+    assert cli.main(["view", "lenet5", "-o", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err
     assert "Chromium not found" in err and err.count("\n") == 1
 
@@ -75,7 +75,7 @@ def test_view_png_without_chromium_is_a_located_error(tmp_path, monkeypatch, cap
 def test_select_names_a_node_or_group(tmp_path, capsys):
     from archc import cli
 
-    assert cli.main(["view", "specs/resnet18.yaml", "--select", "layer5", "-o", str(tmp_path / "x.html")]) == 2
+    assert cli.main(["view", "resnet18", "--select", "layer5", "-o", str(tmp_path / "x.html")]) == 2
     assert "did you mean 'layer4'" in capsys.readouterr().err
 
 
@@ -132,7 +132,7 @@ def test_every_spec_renders_without_errors(open_page, spec):
 
 @needs_browser
 def test_groups_collapse_and_open(open_page):
-    p, a = open_page("specs/resnet152.yaml")
+    p, a = open_page("resnet152")
     first = int(p.evaluate("document.body.dataset.boxes"))
     assert 20 < first <= 80  # a ResNet-152 starts readable: its stages open, its blocks closed
     assert p.evaluate("!!document.querySelector('[data-group=\"layer3.17\"]')")
@@ -157,7 +157,7 @@ def test_groups_collapse_and_open(open_page):
 
 @needs_browser
 def test_node_details_and_edge_shapes(open_page):
-    p, a = open_page("specs/googlenet.yaml", depth=9)
+    p, a = open_page("googlenet", depth=9)
     assert int(p.evaluate("document.querySelectorAll('#viewport .node').length")) == len(a.nodes())
     p.evaluate("document.querySelector('[data-node=\"inception4a.branch2.1.conv\"]')"
                ".dispatchEvent(new MouseEvent('click', {bubbles: true}))")
@@ -176,7 +176,7 @@ def test_node_details_and_edge_shapes(open_page):
 
 @needs_browser
 def test_search_reveals_and_selects(open_page):
-    p, a = open_page("specs/resnet50.yaml")
+    p, a = open_page("resnet50")
     assert not p.evaluate("!!document.querySelector('[data-node=\"layer3.4.conv2\"]')")  # inside a closed block
     p.evaluate("const s = document.getElementById('search'); s.value = 'layer3.4.conv'; "
                "s.dispatchEvent(new Event('input'))")
@@ -198,7 +198,7 @@ def test_view_command_writes_png(tmp_path, capsys):
     from archc import cli
 
     out = tmp_path / "lenet.png"
-    assert cli.main(["view", "specs/lenet5.yaml", "-o", str(out), "--size", "900x600", "--select", "c3"]) == 0
+    assert cli.main(["view", "lenet5", "-o", str(out), "--size", "900x600", "--select", "c3"]) == 0
     assert "as headless Chromium shows it (900x600)" in capsys.readouterr().out
     png = out.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == 900  # IHDR width

@@ -11,7 +11,7 @@ from archc import cli
 from archc.checkpoint import save
 from archc.weights import load, read
 
-SPEC = "specs/resnet18.yaml"
+SPEC = "resnet18"
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +108,7 @@ def test_bad_files_are_errors(tmp_path, content, words):
 def test_wrong_network_is_an_error(trained):
     _, path = trained
     with pytest.raises(archc.ArchcError, match="none of its 122 tensors fits this module"):
-        archc.build("specs/squeezenet1_1.yaml", weights=path)
+        archc.build("squeezenet1_1", weights=path)
 
 
 def test_compile_weights_command(trained, tmp_path, capsys):

@@ -27,7 +27,7 @@ sys.path.insert(0, REPO_ROOT)
 
 from torchvision_manifest import first_tensor, key_mismatch, randomise  # noqa: E402  (one copy of each rule)
 
-MODELS = [  # spec (in specs/), its variant or None, timm's model name
+MODELS = [  # spec (in archc/zoo/), its variant or None, timm's model name
     ("inception_resnet_v2", None, "inception_resnet_v2"),
     ("skresnet18", None, "skresnet18"),
     ("res2net", "res2net50_26w_4s", "res2net50_26w_4s"),
@@ -42,7 +42,7 @@ def compare(spec: str, variant: str | None, model: str, seed: int = 0) -> dict:
 
     import archc
 
-    mine = archc.build(os.path.join(REPO_ROOT, "specs", f"{spec}.yaml"), **({"variant": variant} if variant else {}))
+    mine = archc.build(os.path.join(REPO_ROOT, "archc", "zoo", f"{spec}.yaml"), **({"variant": variant} if variant else {}))
     torch.manual_seed(seed)
     ref = timm.create_model(model, pretrained=False)
     randomise(ref)

@@ -88,7 +88,7 @@ compare SPEC MODEL
     repository root.
 
 compare-all --out FILE
-    Run ``compare`` for every spec in ``specs/`` that declares
+    Run ``compare`` for every spec in ``archc/zoo/`` that declares
     ``torchvision: <model>``, each variant of a spec with variants that
     names its torchvision model (with ``--set variant=NAME``), and write a
     markdown table of the results
@@ -105,7 +105,7 @@ tables
 Examples::
 
     python tools/torchvision_manifest.py dump tests/data/torchvision
-    python tools/torchvision_manifest.py compare specs/resnet18.yaml resnet18
+    python tools/torchvision_manifest.py compare resnet18 resnet18   (a spec path or a zoo name)
     python tools/torchvision_manifest.py compare-all --out results.md
 """
 
@@ -533,7 +533,7 @@ def cmd_compare_all(args):
                     torch.__version__.split("+")[0],
                     torchvision.__version__.split("+")[0]))
         f.write("`python tools/torchvision_manifest.py compare-all` runs, for"
-                " every spec in `specs/` declaring\n`torchvision: MODEL` (and "
+                " every spec in `archc/zoo/` declaring\n`torchvision: MODEL` (and "
                 "every variant that declares one, `--set variant=NAME`), "
                 "`compare SPEC MODEL`: MODEL is built with weights=None under"
                 " a fixed seed,\nits constant-initialised parameters and "
@@ -754,8 +754,8 @@ def main(argv=None):
     a = sub.add_parser("compare-all",
                        help="compare every spec declaring torchvision:")
     a.add_argument("--out", required=True, help="markdown table to write")
-    a.add_argument("--specs", default=os.path.join(REPO_ROOT, "specs"),
-                   help="folder of specs (default: the repo's specs/)")
+    a.add_argument("--specs", default=os.path.join(REPO_ROOT, "archc", "zoo"),
+                   help="folder of specs (default: the zoo, archc/zoo/)")
     for q in (c, a):
         q.add_argument("--seed", type=int, default=0)
         q.add_argument("--tol", type=float, default=1e-10)

@@ -148,14 +148,12 @@ class _Expander:
 
     def outputs(self, last) -> list[Output]:
         """The main outputs: the graph's last value, or the items `outputs:` names (module paths)."""
-        written = self.spec.data.get("outputs")
+        written = self.spec.document.outputs
         if not written:
             return [Output("out", last, False)]
         self.g.meta["dict_outputs"] = True  # the module returns {name: tensor}
-        pairs = [(p, p, i) for i, p in enumerate(written)] if isinstance(written, list) else \
-            [(k, p, k) for k, p in written.items()]
         found = []
-        for name, path, key in pairs:
+        for name, path, key in ((o.name, o.path, o.key) for o in written):
             if path not in self.values:
                 close = difflib.get_close_matches(path, list(self.values), n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""

@@ -271,18 +271,51 @@ EXPECT = Settings({"params": Key(_EXACT), "params_without_aux": Key(_EXACT), "ma
                    "depth": Key(_EXACT, doc="weight layers on the longest path"),
                    "output": Key(List(_EXACT))}, owner="expect")
 TORCHVISION = Key(Name(), doc="the torchvision model whose state_dict this spec's module loads strictly")
+WEIGHTS_NAME = Str(r"^[A-Z][A-Z0-9_]*$(?!\n)", "a torchvision weights name such as IMAGENET1K_V1")
+PUBLISHED = Key(Settings({"top1": Key(PERCENT, True, doc="top-1 accuracy, percent"),
+                          "top5": Key(PERCENT, doc="top-5 accuracy, percent"),
+                          "dataset": Key(Str(), default="ImageNet-1k", doc="where it was measured"),
+                          "weights": Key(WEIGHTS_NAME, doc="the torchvision weights the figure is for (the weights "
+                                                           "`archc predict` loads when given none)"),
+                          "source": Key(Str(), True, doc="where the figure comes from")}, owner="published"),
+                doc="published accuracy of the architecture as written (its default parameters), for "
+                    "`archc compare --plot` and `archc list`")
+_UNIT = Number(False, 0, None, expr=False)
+PREPROCESSING = Key(Settings({
+    "resize": Key(Int(lo=1, expr=False), True, doc="the image's shorter side is resized to this many pixels"),
+    "crop": Key(Int(lo=1, expr=False), True, doc="then the centre crop x crop is taken"),
+    "interpolation": Key(Choice(("bilinear", "bicubic", "nearest")), default="bilinear",
+                         doc="how it is resized (antialiased)"),
+    "mean": Key(List(_UNIT, min=1), default=[0.485, 0.456, 0.406],
+                doc="per channel, subtracted from the values scaled to [0, 1] (default ImageNet's)"),
+    "std": Key(List(Number(False, 1e-9, None, expr=False), min=1), default=[0.229, 0.224, 0.225],
+               doc="per channel, what the values are divided by then (default ImageNet's)")},
+    owner="preprocessing"),
+    doc="the input pipeline the weights expect (`archc predict`, pretrained_cfg, exported metadata)")
 PATH = ModulePath()
-VARIANT = Settings({"torchvision": TORCHVISION,
+# What a variant row may say beside its parameters: what a spec file says about the network it describes.
+VARIANT = Settings({"name": Key(Name(), doc="the network's name (default: its torchvision model's, else "
+                                            "<spec name>_<variant>)"),
+                    "description": Key(Str()),
+                    "source": Key(Str()),
+                    "torchvision": TORCHVISION,
                     "expect": Key(EXPECT, doc="this variant's figures, checked when it is selected"),
-                    "source": Key(Str())},
+                    "published": PUBLISHED,
+                    "preprocessing": PREPROCESSING},
                    owner="variant", others=Key(ParamValue()))
 PACKAGE = Str(kinds.PACKAGE, "a package name")
+# A library name: a package (`archc`: the libraries archc ships; others: folders on the library search path) and
+# the library's name in it, `archc/resnet`.
+LIBRARY_NAME = r"[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)+"
+IMPORT = Str(rf"^([^/].*\.ya?ml|{LIBRARY_NAME})$(?!\n)", "a relative path to a .yaml file, or a library name such "
+                                                         "as archc/resnet")
 _COMMON = {
     "archc": Key(Const(1), True, doc="spec language version"),
     "source": Key(Str(), doc="where the architecture and its figures come from"),
     "description": Key(Str()),
-    "import": Key(List(Str(r"^[^/].*\.ya?ml$(?!\n)", "a relative path to a .yaml file")),
-                  doc="block libraries, relative to this file and inside its folder"),
+    "import": Key(List(IMPORT),
+                  doc="block libraries: paths relative to this file (inside its folder), or library names "
+                      "(archc/resnet: archc's own; mylab/blocks: mylab/blocks.yaml in a folder of ARCHC_PATH)"),
 }
 SPEC = Settings({
     "archc": _COMMON["archc"],
@@ -293,12 +326,8 @@ SPEC = Settings({
     "import": _COMMON["import"],
     "requires": Key(List(PACKAGE, min=1), doc="packages whose plugin ops this spec uses (archc.ops entry points)"),
     "expect": Key(EXPECT, doc="figures checked on every analysis (not when parameters are overridden)"),
-    "published": Key(Settings({"top1": Key(PERCENT, True, doc="top-1 accuracy, percent"),
-                               "top5": Key(PERCENT, doc="top-5 accuracy, percent"),
-                               "dataset": Key(Str(), default="ImageNet-1k", doc="where it was measured"),
-                               "source": Key(Str(), True, doc="where the figure comes from")}, owner="published"),
-                      doc="published accuracy of the architecture as written (its default parameters), for "
-                          "`archc compare --plot`"),
+    "published": PUBLISHED,
+    "preprocessing": PREPROCESSING,
     "input": Key(List(Int(lo=1), min=1, max=3, sizes=(1, 3)), True, doc="[C, H, W] or [F]; expressions over params"),
     "params": Key(Mapping(ParamValue()), doc="spec parameters (numbers, true/false, names, lists, tables), "
                                              "overridable: --set k=v"),

@@ -4,13 +4,13 @@ Specs are untrusted. Files are read only when they are regular files, at most `L
 composed without recursion from the parser's events, every collection's depth and every value counted (aliases
 expanded), every number through the numeric policy (expr.number); a library is read once per spec however often
 it is imported, from the folder of the spec's real path (a spec reached through a symlink imports from where it
-really is), and never from outside that folder.
+really is), and never from outside that folder — or, imported by a library name (`archc/resnet`), from archc's own
+libraries or a folder of the library search path, never from outside it (archc/spec/zoo.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import stat
@@ -21,8 +21,11 @@ from pathlib import Path
 import yaml
 
 from archc.errors import ArchcError, Loc, SpecError, UnknownNameError
+from archc.spec import zoo
+from archc.spec.document import About, Document, Preprocessing, Published, Variant
 from archc.spec.expr import number
-from archc.spec.kinds import NAME, ParamValue, short, to_value
+from archc.spec.grammar import IMPORT, LIBRARY_NAME
+from archc.spec.kinds import ParamValue, short, to_value
 from archc.spec.limits import IMPORT_DEPTH, YAML_DEPTH, Limits
 from archc.spec.read import read
 from archc.spec.tree import Program
@@ -34,14 +37,13 @@ _MERGE_KEY = object()  # a `<<` key, before its value is merged
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when present; the same events either way
 
 YPath = tuple  # a path into the YAML document: keys and list indices
-_NAME_RE = re.compile(NAME)
 
 
 @dataclass
 class Spec:
     """A spec document: its data, where each value was written, its libraries, its parameters, its limits, and
-    (once read against the grammar) its program. `folder`: the real folder its imports are read from (None: a
-    spec without file access, such as a checkpoint's)."""
+    (once read against the grammar) its typed Document. `folder`: the real folder its imports are read from (None:
+    a spec without file access, such as a checkpoint's)."""
 
     file: str
     data: dict
@@ -51,13 +53,20 @@ class Spec:
     overrides: dict = field(default_factory=dict)
     text: str = field(default="", repr=False)
     imports: list["Spec"] = field(default_factory=list, repr=False)
-    program: Program | None = field(default=None, repr=False)  # set once read against the grammar
+    document: Document | None = field(default=None, repr=False)  # set once read against the grammar
     folder: Path | None = field(default=None, repr=False)
     limits: Limits = field(default_factory=Limits, repr=False)
 
     @property
+    def program(self) -> Program:
+        return self.document.program
+
+    @property
     def name(self) -> str:
-        return self.data["library"] if "library" in self.data else self.data.get("name", "")
+        """The network's name (the selected variant's); a library's name for a library."""
+        if self.document is None:  # a library, or a spec being read
+            return self.data["library"] if "library" in self.data else self.data.get("name", "")
+        return self.about.name
 
     @cached_property
     def blocks(self) -> dict[str, tuple[dict, "Spec"]]:
@@ -96,50 +105,64 @@ class Spec:
         return yaml.safe_dump(data, sort_keys=False)
 
     @property
-    def variants(self) -> dict:
-        """Variant name -> its row (parameters, and its own torchvision model and expected figures)."""
-        v = self.data.get("variants")
-        return v if isinstance(v, dict) else {}
+    def variants(self) -> dict[str, Variant]:
+        """Variant name -> its row (parameters, and what it says about its network)."""
+        return self.document.variants
 
     @property
     def variant(self) -> str | None:
         """The selected variant's name (`--set variant=NAME`, else params.variant), if the spec has variants."""
         if not self.variants:
             return None
-        return self.overrides.get("variant", self.data.get("params", {}).get("variant"))
+        return self.overrides.get("variant", self.document.default_variant)
+
+    @property
+    def about(self) -> About:
+        """What the spec says about the network it describes with the selected variant."""
+        return self.document.network(self.variant)
 
     @property
     def torchvision(self) -> str | None:
         """The torchvision model this spec (its selected variant) loads the state_dict of, if any."""
-        return self.variants.get(self.variant, {}).get("torchvision", self.data.get("torchvision"))
+        return self.about.torchvision
+
+    @property
+    def as_written(self) -> bool:
+        """Whether the network is the one the spec describes (no parameter but the variant overridden): its
+        expected figures and published accuracy hold only then."""
+        return not set(self.overrides) - {"variant"}
 
     @property
     def expect(self) -> tuple[dict, tuple] | None:
         """The figures to check and where they are written: the selected variant's, or the spec's own at its
         defaults; None when parameters other than the variant are overridden."""
-        if set(self.overrides) - {"variant"}:
-            return None
-        row = self.variants.get(self.variant, {})
-        if "expect" in row:
-            return row["expect"], ("variants", self.variant, "expect")
-        default = self.data.get("params", {}).get("variant")
-        if "expect" in self.data and (not self.variants or self.variant == default):
-            return self.data["expect"], ("expect",)
-        return None
+        expect = self.about.expect
+        return (expect.figures, expect.at) if expect and self.as_written else None
+
+    @property
+    def published(self) -> Published | None:
+        """The accuracy published for the network as written (the selected variant's); None when parameters other
+        than the variant are overridden (the figure would be for another network)."""
+        return self.about.published if self.as_written else None
+
+    @property
+    def preprocessing(self) -> Preprocessing | None:
+        """The input pipeline the network's weights expect, if the spec states one."""
+        return self.about.preprocessing
 
     def with_params(self, overrides: dict) -> "Spec":
         """A copy with spec parameters overridden (as `--set k=v` does): `variant` selects a variant's row,
         then the other overrides apply. Unknown names, values of another kind and numbers outside
         the numeric policy are errors."""
         overrides = {**self.overrides, **overrides}
-        declared = self.data.get("params", {})
+        declared = self.document.params
         values = dict(declared)
         if self.variants:
             name = overrides.get("variant", declared.get("variant"))
             if not isinstance(name, str) or name not in self.variants:
                 raise UnknownNameError(f"unknown variant {short(name)} (variants: {', '.join(self.variants)})",
-                                self.loc(("params", "variant")))
-            values.update({k: v for k, v in self.variants[name].items() if k not in VARIANT_KEYS})
+                                       self.loc(("params", "variant")))
+            values.update(self.variants[name].params)
         for k, v in overrides.items():
             if k not in values:
                 known = ", ".join(values) or "none"
@@ -169,7 +192,6 @@ class Spec:
 
 
 _FROM_FILE = object()
-VARIANT_KEYS = ("torchvision", "expect", "source")  # a variant's own keys; its others are parameters
 
 
 def _fits(old, new) -> bool:
@@ -184,11 +206,13 @@ def _fits(old, new) -> bool:
     return isinstance(new, int) if isinstance(old, int) else isinstance(new, (int, float))
 
 
-def load(path: str | Path, ops, overrides: dict | None = None, limits: Limits | dict | None = None) -> Spec:
-    """Read, check and parameterise the spec at `path`; `ops`: the ops a spec may write (name -> op).
-    Raises SpecError (ArchcErrors when there are several) with locations."""
+def load(path: str | Path, ops, overrides: dict | None = None, limits: Limits | dict | None = None,
+         shown: str | None = None) -> Spec:
+    """Read, check and parameterise the spec at `path`; `ops`: the ops a spec may write (name -> op); `shown`:
+    how messages name the file (default: `path` as given). Raises SpecError (ArchcErrors when there are several)
+    with locations."""
     reading = _Reading(Limits.of(limits))
-    file = str(path)
+    file = str(path) if shown is None else shown
     try:
         real = Path(path).resolve()
     except (OSError, RuntimeError, ValueError, TypeError) as e:  # a symlink loop, a NUL in the name
@@ -234,124 +258,8 @@ def _finish(spec: Spec, ops, overrides: dict | None) -> Spec:
     if "library" in spec.data:
         raise SpecError(f"{spec.file} is a block library ({spec.name!r}): import it from a spec",
                         spec.loc(("library",)))
-    spec.program = read(spec, ops)
-    _check_schema(spec, ops)
-    _check_variants(spec)
+    spec.document = read(spec, ops)
     return spec.with_params(overrides or {})
-
-
-def _check_variants(spec: Spec) -> None:
-    """Variants declare the default (params.variant), and every parameter a variant sets is set by all of them
-    or declared in params (so that every variant binds every name)."""
-    if not spec.variants:
-        if "variant" in spec.data.get("params", {}):
-            raise UnknownNameError("params.variant selects one of the spec's variants, but it has none (add "
-                                   "`variants:`)",
-                            spec.loc(("params", "variant"), key=True))
-        return
-    params = spec.data.get("params", {})
-    if "variant" not in params:
-        raise UnknownNameError("a spec with variants names its default in params: {variant: NAME}",
-                               spec.loc(("variants",), key=True))
-    keys = {name: set(row) - set(VARIANT_KEYS) for name, row in spec.variants.items()}
-    every = set().union(*keys.values())
-    for name, own in keys.items():
-        if "variant" in own:
-            raise UnknownNameError("a variant cannot set `variant`", spec.loc(("variants", name, "variant"), key=True))
-        missing = sorted(k for k in every - own if k not in params)
-        if missing:
-            raise UnknownNameError(f"variant {name!r} does not set {', '.join(missing)}, which other variants set "
-                                   "(set it, or declare its default in params)", spec.loc(("variants", name), key=True))
-
-
-def _check_schema(spec: Spec, ops) -> None:
-    """The JSON Schema's verdict (jsonschema, on the schema generated from the same grammar and op table), after
-    the reader's: the reader reports every mistake with its place; the schema is the contract editors and other
-    tools see. They agree (tests check it over specs, mutations and fuzzed documents); were they ever to
-    disagree, the document is refused, located, rather than let through.
-
-    A subtree the schema's definitions (item, node, ...) accept once is accepted again without another walk, so a
-    spec of many alike items (alike up to their names: see _canonical) costs one check per distinct item."""
-    from jsonschema.exceptions import best_match
-
-    validator = _validator(ops)
-    _VALID.clear()
-    try:
-        for doc in spec.documents():
-            error = best_match(validator.iter_errors(doc.data))
-            if error is not None:
-                path = tuple(error.absolute_path)
-                raise SpecError(f"does not match the schema at {'.'.join(map(str, path)) or 'the top'}: "
-                                f"{short(error.message, 200)}", doc.loc(path))
-    finally:
-        _VALID.clear()
-
-
-_VALIDATORS: dict = {}  # (op names, construct names) -> the validator of the schema they generate
-_VALID: set = set()  # ($ref, the subtree as canonical JSON) accepted during the current check
-
-
-def _validator(ops):
-    from archc.spec.grammar import CONSTRUCTS
-
-    key = (tuple(ops), tuple(CONSTRUCTS))
-    if key not in _VALIDATORS:
-        import jsonschema
-
-        from archc.spec.schema import generate
-
-        schema = generate(ops)
-        words = _words(schema)
-        base = jsonschema.Draft202012Validator
-        plain_ref = base.VALIDATORS["$ref"]
-
-        def ref(validator, ref, instance, schema):
-            """$ref, remembering the subtrees a definition accepted."""
-            seen = (ref, _canonical(instance, words))
-            if seen in _VALID:
-                return
-            errors = list(plain_ref(validator, ref, instance, schema))
-            if not errors:
-                _VALID.add(seen)
-            yield from errors
-
-        cls = jsonschema.validators.extend(base, {"$ref": ref})
-        _VALIDATORS[key] = cls(schema)
-    return _VALIDATORS[key]
-
-
-def _words(schema) -> frozenset:
-    """Every string the schema holds (property names, required keys, enums, patterns...)."""
-    found, todo = set(), [schema]
-    while todo:
-        v = todo.pop()
-        if isinstance(v, dict):
-            found.update(v)
-            todo.extend(v.values())
-        elif isinstance(v, list):
-            todo.extend(v)
-        elif isinstance(v, str):
-            found.add(v)
-    return frozenset(found)
-
-
-def _canonical(v, words: frozenset) -> str:
-    """A subtree as the schema sees it: exact JSON, except that a mapping's keys that are valid names the schema
-    never mentions (item, parameter and block names) are numbered in order rather than spelt. The schema treats
-    such keys alike (they all match the name pattern, none is a property, a required key or an enum value of it),
-    so two subtrees with one canonical form are both valid or both invalid."""
-    if isinstance(v, dict):
-        parts, free = [], 0
-        for k, x in v.items():
-            if k not in words and _NAME_RE.match(k):
-                parts.append(f"#{free}:{_canonical(x, words)}")
-                free += 1
-            else:
-                parts.append(f"{json.dumps(k)}:{_canonical(x, words)}")
-        return "{" + ",".join(parts) + "}"
-    if isinstance(v, list):
-        return "[" + ",".join(_canonical(x, words) for x in v) + "]"
-    return json.dumps(v)
 
 
 class _Reading:
@@ -411,18 +319,24 @@ class _Reading:
             raise SpecError(f"import {ref!r}: this spec cannot read files (a checkpoint's spec is self-contained)",
                             loc)
         base = spec.folder
-        try:
-            path = (base / ref).resolve()
-        except (OSError, RuntimeError, ValueError):
-            path = None
-        if path is None or Path(ref).is_absolute() or base not in path.parents:
-            raise SpecError(f"import {ref!r} must be a relative path inside {base.name}/", loc)
+        if problem := IMPORT.problem(ref):  # read before the grammar reads the rest: its form first
+            raise SpecError(f"import {problem}", loc)
+        if re.fullmatch(LIBRARY_NAME, ref):  # a library name: archc/resnet, or mylab/blocks on the search path
+            path, _ = zoo.library(ref, loc)
+        else:
+            try:
+                path = (base / ref).resolve()
+            except (OSError, RuntimeError, ValueError):
+                path = None
+            if path is None or Path(ref).is_absolute() or base not in path.parents:
+                raise SpecError(f"import {ref!r} must be a relative path inside {base.name}/, or a library name "
+                                "such as archc/resnet", loc)
         if path in self.chain or len(self.chain) > IMPORT_DEPTH:
             raise SpecError(f"import {ref!r} forms a cycle or nests deeper than {IMPORT_DEPTH}", loc)
         if path not in self.libraries:
             shown = Path(spec.file).parent / ref
             try:
-                file = str(shown) if shown.resolve() == path else str(path)
+                file = str(shown) if shown.resolve() == path else zoo.shown(path)
             except (OSError, RuntimeError):
                 file = str(path)
             self.chain.append(path)

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from archc.errors import Diagnostics, SpecError, UnknownNameError
 from archc.spec import grammar as g
+from archc.spec.document import About, Document, Expect, Output, Preprocessing, Published, Variant, network_name
 from archc.spec.kinds import KINDS, NONE, REQUIRED, Arg, ArgDecl, List, ModuleName, Name, short
 from archc.spec.tree import Block, Item, Program, Where
 
@@ -20,9 +21,10 @@ _NAME = Name()
 _MODULE_NAME = ModuleName()
 
 
-def read(spec, ops) -> Program:
-    """The spec's Program. `ops`: name -> op (with `args` and `categories`) for every op a spec may write."""
-    return _Reader(spec, ops).program()
+def read(spec, ops) -> Document:
+    """The spec's Document: its Program and what it says about its network, typed. `ops`: name -> op (with `args`
+    and `categories`) for every op a spec may write."""
+    return _Reader(spec, ops).document()
 
 
 def _hint(word: str, options, listing=(), noun: str = "ops") -> str:
@@ -46,15 +48,56 @@ class _Reader:
         self.errors = Diagnostics()
         self.variables = _variables(spec)  # names a call `{block: X}` may take its block from (X's value)
 
-    def program(self) -> Program:
+    def document(self) -> Document:
         main = {}
         for doc in self.spec.documents():
             values = self.read(g.LIBRARY if "library" in doc.data else g.SPEC, doc.data, Where(doc, ()))
             if doc is self.spec:
                 main = values
         self.check_requires()
+        self.check_variants(main)
         self.errors.raise_if_any()
-        return Program(main["input"], Item("seq", main["graph"], Where(self.spec, ("graph",))), self.blocks)
+        program = Program(main["input"], Item("seq", main["graph"], Where(self.spec, ("graph",))), self.blocks)
+        variants = main.get("variants", {})
+        written = main.get("outputs") or []
+        outputs = [Output(p, p, i) for i, p in enumerate(written)] if isinstance(written, list) else \
+            [Output(k, p, k) for k, p in written.items()]
+        return Document(
+            program, _about(main["name"], main, ("expect",)), main.get("params", {}),
+            {name: Variant(name, {k: v for k, v in row.items() if k not in g.VARIANT.keys},
+                           _about(network_name(main["name"], name, row), row, ("variants", name, "expect")))
+             for name, row in variants.items()},
+            tuple(outputs), tuple(main.get("requires", ())))
+
+    def check_variants(self, main: dict) -> None:
+        """Variants declare the default (params.variant), and every parameter a variant sets is set by all of them
+        or declared in params (so that every variant binds every name)."""
+        params = main.get("params") if isinstance(main.get("params"), dict) else {}
+        variants = main.get("variants") if isinstance(main.get("variants"), dict) else {}
+        at = Where(self.spec, ())
+        if not variants:
+            if "variant" in params:
+                self.error("params.variant selects one of the spec's variants, but it has none (add `variants:`)",
+                           at.child("params", "variant"), key=True, cls=UnknownNameError)
+            return
+        if "variant" not in params:
+            self.error("a spec with variants names its default in params: {variant: NAME}", at.child("variants"),
+                       key=True, cls=UnknownNameError)
+        elif not isinstance(params["variant"], str) or params["variant"] not in variants:
+            self.error(f"unknown variant {short(params['variant'])} (variants: {', '.join(variants)})",
+                       at.child("params", "variant"), cls=UnknownNameError)
+        keys = {name: {k for k in row if k not in g.VARIANT.keys} for name, row in variants.items()
+                if isinstance(row, dict)}
+        every = set().union(*keys.values())
+        for name, own in keys.items():
+            if "variant" in own:
+                self.error("a variant cannot set `variant`", at.child("variants", name, "variant"), key=True,
+                           cls=UnknownNameError)
+            missing = sorted(k for k in every - own if k not in params)
+            if missing:
+                self.error(f"variant {name!r} does not set {', '.join(missing)}, which other variants set (set it, "
+                           "or declare its default in params)", at.child("variants", name), key=True,
+                           cls=UnknownNameError)
 
     # -- reporting --------------------------------------------------------------------------------------
     def error(self, message: str, at: Where, key: bool = False, cls=SpecError) -> None:
@@ -391,11 +434,23 @@ def _names_a_node(construct: g.Construct, w, kinds) -> bool:
     return isinstance(w, dict) and any(j in kinds and j not in own for j in w)
 
 
+def _about(name: str, values: dict, expect_at: tuple) -> About:
+    """What a spec's (or a variant row's) values, as read, say about its network."""
+    published = values.get("published")
+    pre = values.get("preprocessing")
+    return About(
+        name, values.get("description"), values.get("source"), values.get("torchvision"),
+        Expect(values["expect"], expect_at) if "expect" in values else None,
+        Published(**published) if published else None,
+        Preprocessing(pre["resize"], pre["crop"], pre["interpolation"], tuple(pre["mean"]), tuple(pre["std"]))
+        if pre else None)
+
+
 def _variables(spec) -> set[str]:
     """Every name a value may be bound to in some environment: parameters, variants' values, table columns, block
     arguments and lets, the names a repeat binds. `{block: X}` with X among them calls what X holds."""
     names = set()
-    for doc in _documents(spec):
+    for doc in spec.documents():
         data = doc.data if isinstance(doc.data, dict) else {}
         variants = data.get("variants") if isinstance(data.get("variants"), dict) else {}
         for values in _dicts(data.get("params"), *variants.values()):  # parameters, and the tables' columns
@@ -420,18 +475,3 @@ def _variables(spec) -> set[str]:
 
 def _dicts(*values):
     return [v for v in values if isinstance(v, dict)]
-
-
-def _documents(spec):
-    """The spec and every library it imports, each once."""
-    seen, order = set(), []
-
-    def visit(doc):
-        if id(doc) not in seen:
-            seen.add(id(doc))
-            order.append(doc)
-            for lib in doc.imports:
-                visit(lib)
-
-    visit(spec)
-    return order

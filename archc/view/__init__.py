@@ -62,7 +62,7 @@ def data(a: Analysis, depth: int | None = None, select: str | None = None) -> di
                       "shape": row["shape"], "params": row["params"], "macs": row["macs"],
                       "activations": row["activations"], "aux": row["aux"], "rf": row["receptive_field"],
                       "loc": loc, "doc": OPS[n.op].doc})
-    return {"name": a.name, "file": a.spec.file, "source": a.spec.data.get("source", ""),
+    return {"name": a.name, "file": a.spec.file, "source": a.spec.about.source or "",
             "overrides": dict(a.spec.overrides), "totals": totals, "warnings": [str(w) for w in a.warnings],
             "outputs": [{"name": o.name, "node": o.node, "aux": o.aux} for o in g.outputs],
             "nodes": nodes, "depth": depth, "select": select}

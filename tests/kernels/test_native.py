@@ -67,7 +67,7 @@ def test_generated_forward_without_native_kernels(monkeypatch):
 
     monkeypatch.setenv(native.ENV, "0")
     assert not native.available()
-    model = randomise_bn(archc.build("specs/densenet_bc100.yaml")).eval()
+    model = randomise_bn(archc.build("densenet_bc100")).eval()
     fused = archc.fuse(model)
     x = torch.randn(2, 3, 32, 32)
     with torch.inference_mode():

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from archc.backends.torch.lower import lower
+from archc.backends.torch.model_api import ModelApi
 from archc.backends.torch.names import check
 from archc.ir.graph import Graph
 from archc.ir.ops import OPS, PARAMETER
@@ -21,12 +22,14 @@ class Group(nn.Module):
         raise RuntimeError("a Group is a namespace; run the enclosing ArchcModule")
 
 
-class ArchcModule(nn.Module):
+class ArchcModule(ModelApi, nn.Module):
     """Runs the analysed graph. forward(x) returns the main output; in train mode, when the spec has
     auxiliary outputs, it returns the tuple (main, *aux) in spec order (`self.output_names`). When the graph's
     outputs are named (`outputs:` in the spec: graph.meta["dict_outputs"]), it returns a dict {name: tensor} in
     their order instead, auxiliary outputs (train mode) last.
-    `modules`: module path -> a module to use instead of lowering the op (archc.fuse passes trained ones)."""
+    `modules`: module path -> a module to use instead of lowering the op (archc.fuse passes trained ones).
+    timm's model API (forward_features, forward_head, reset_classifier, feature_info, pretrained_cfg...) comes
+    from ModelApi (model_api.py)."""
 
     def __init__(self, graph: Graph, modules: dict[str, nn.Module] | None = None):
         super().__init__()

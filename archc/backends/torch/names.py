@@ -30,7 +30,14 @@ share_memory state_dict to to_empty train training type xpu zero_grad
 # What ArchcModule adds (and `analysis`, which archc.build sets); a test keeps it equal too.
 ARCHC_ATTRIBUTES = frozenset({"graph", "name", "output_names", "analysis", "node_modules", "_plan", "_plans",
                               "_modules_by_node", "_modules_by_path", "module_at", "_sample", "_check_input",
-                              "returns_dict", "weights_report", "_sizes", "_spec_graph"})
+                              "returns_dict", "weights_report", "_sizes", "_spec_graph",
+                              # what archc.build sets: the weights' name, input pipeline and class names
+                              "weights_name", "preprocessing", "categories",
+                              # timm's model API (model_api.py)
+                              "forward_features", "forward_head", "reset_classifier", "get_classifier",
+                              "num_classes", "num_features", "head_hidden_size", "feature_info",
+                              "pretrained_cfg", "default_cfg", "_head", "_run", "_rebuild",
+                              "_check_features_input"})
 
 
 def check(graph: Graph) -> None:
