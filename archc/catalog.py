@@ -149,4 +149,6 @@ if __name__ == "__main__":  # python -m archc.catalog docs/zoo.md: regenerate th
     from pathlib import Path
 
     target = Path(sys.argv[1])
-    target.write_text(replace_table(target.read_text(), markdown(families())))
+    from archc import files
+
+    files.write_text(target, replace_table(target.read_text(), markdown(families())))

@@ -424,6 +424,7 @@ def _train(args) -> int:
         print(f"best: epoch {result.best['epoch']}, validation top-1 {result.best['val_top1']:.2f}%; weights in "
               f"{result.folder / 'best.safetensors'} (and last.safetensors), metrics in "
               f"{result.folder / 'metrics.jsonl'}", flush=True)
+    return EXIT_OK
 
 
 def _predict(args) -> int:

@@ -237,3 +237,16 @@ def test_a_join_that_broadcasts_at_another_size_is_computed_as_eager_does():
     with torch.inference_mode():
         want = model(x)
         assert want.shape == (2, 4, 2, 2) and relative_error(fused(x), want) < TOLERANCE
+
+
+def test_named_outputs_come_back_as_the_module_returns_them():
+    """A spec with `outputs:` returns {name: tensor} from the eager module, and from the fused one alike."""
+    text = ("archc: 1\nname: t\ninput: [3, 16, 16]\noutputs: [mid, out]\ngraph:\n"
+            "  - mid: [{conv: {out: 8, k: 3, pad: 1}}, bn, relu]\n  - out: [{conv: {out: 4, k: 3, stride: 2}}, bn]\n")
+    model = randomise_bn(archc.build(archc.loads(text, "t.yaml"))).eval()
+    fused = archc.fuse(model)
+    x = torch.randn(2, 3, 20, 18)
+    with torch.inference_mode():
+        want, got = model(x), fused(x)
+    assert isinstance(got, dict) and list(got) == list(want) == ["mid", "out"]
+    assert relative_error(got, want) < TOLERANCE

@@ -487,7 +487,7 @@ def test_errors_about_the_spec(specs, digits, tmp_path, cli):
     line = fails(cli, named, "--data", digits, cwd=work)
     assert line.startswith(f"{named}:13:10: outputs: archc train needs one class vector") and "(logits)" in line
     line = fails(cli, "archc/zoo/unet.yaml", "--data", digits, cwd=ROOT)  # a segmentation network
-    assert line == "archc/zoo/unet.yaml:40:12: score: archc train needs a class vector [classes] out of the network; " \
+    assert line == "archc/zoo/unet.yaml:41:12: score: archc train needs a class vector [classes] out of the network; " \
                    "its output is [10, 388, 388]"
 
 

@@ -304,9 +304,7 @@ VARIANT = Settings({"name": Key(Name(), doc="the network's name (default: its to
                     "preprocessing": PREPROCESSING},
                    owner="variant", others=Key(ParamValue()))
 PACKAGE = Str(kinds.PACKAGE, "a package name")
-# A library name: a package (`archc`: the libraries archc ships; others: folders on the library search path) and
-# the library's name in it, `archc/resnet`.
-LIBRARY_NAME = r"[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)+"
+LIBRARY_NAME = kinds.LIBRARY_NAME
 IMPORT = Str(rf"^([^/].*\.ya?ml|{LIBRARY_NAME})$(?!\n)", "a relative path to a .yaml file, or a library name such "
                                                          "as archc/resnet")
 _COMMON = {

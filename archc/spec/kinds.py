@@ -35,6 +35,9 @@ MODULE_PATH = rf"^{NAME_PART}(\.{NAME_PART})*$(?!\n)"
 _TEMPLATED_PART = r"(?:[A-Za-z0-9_-]|\{[^{}\n]*\})+"
 TEMPLATED_PATH = rf"^(?!-){_TEMPLATED_PART}(\.(?!-){_TEMPLATED_PART})*$(?!\n)"
 PACKAGE = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$(?!\n)"  # a Python package's name (PyPI's rule), not a name
+# A library name: a package (`archc`: the libraries archc ships; others: folders on the library search path) and
+# the library's path in it, identifiers joined by "/": `archc/resnet`, `mylab/blocks`.
+LIBRARY_NAME = rf"{IDENTIFIER_PART}(/{IDENTIFIER_PART})+"
 _NAME = re.compile(NAME)
 _MODULE_NAME = re.compile(MODULE_NAME)
 _MODULE_PATH = re.compile(MODULE_PATH)

@@ -243,7 +243,11 @@ class _Emitter:
             if dead:
                 self.lines.append(f"del {', '.join(dead)}")
         outs = [self.names[o] for o in s.outputs]
-        self.lines.append(f"return {outs[0]}" if len(outs) == 1 else f"return ({', '.join(outs)},)")
+        if module.returns_dict:  # {name: value} as the module returns it (names are constants: no spec text in code)
+            names = tuple(o.name for o in g.outputs if not o.aux)
+            self.lines.append(f"return dict(zip({self.const(names, 'names')}, ({', '.join(outs)},)))")
+        else:
+            self.lines.append(f"return {outs[0]}" if len(outs) == 1 else f"return ({', '.join(outs)},)")
 
     def source(self, checked: bool = False) -> str:
         lines = self.lines if checked else [line for i, line in enumerate(self.lines) if i not in self.checks]
