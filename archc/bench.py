@@ -17,7 +17,7 @@ import platform
 import statistics
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from archc.errors import ArchcError
 
@@ -36,7 +36,7 @@ def environment(**extra) -> dict:
         info["threads"] = torch.get_num_threads()
         if torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name()
-            info["sm"] = "%d.%d" % torch.cuda.get_device_capability()
+            info["sm"] = "{}.{}".format(*torch.cuda.get_device_capability())
             info["cuda"] = torch.version.cuda
             info["cudnn"] = torch.backends.cudnn.version()
     except ImportError:
@@ -143,7 +143,7 @@ def bench(spec, device: str = "cpu", batches=(1, 8), dtype: str = "float32", run
             want, got = variants["eager"](x), variants["fused"](x)
             error = ((got.double() - want.double()).norm() / want.double().norm().clamp_min(1e-30)).item()
             times = measure(variants, x, runs, warmup,
-                            progress and (lambda r, n: progress(f"{label}: run {r}/{n}")))
+                            progress and (lambda r, n, label=label: progress(f"{label}: run {r}/{n}")))
         summary = {name: _summary(ts, batch) for name, ts in times.items()}
         eager, cl, fused = (summary[v]["median_ms"] for v in VARIANTS)
         rows.append({"batch": batch, "variants": summary, "rel_error_fused": error,

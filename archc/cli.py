@@ -94,7 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
     d.set_defaults(run=_dot)
 
-    w = sub.add_parser("view", parents=[fmt], help="write the graph as one self-contained interactive HTML page (or a PNG of it)")
+    w = sub.add_parser("view", parents=[fmt],
+                       help="write the graph as one self-contained interactive HTML page (or a PNG of it)")
     w.add_argument("spec")
     w.add_argument("--set", action="extend", nargs="+", default=[], metavar="K=V")
     w.add_argument("--depth", type=int, metavar="N", help="open groups to N names at first (default: a small view)")
@@ -104,7 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--size", default="1600x1000", metavar="WxH", help="the screenshot's size in pixels")
     w.set_defaults(run=_view)
 
-    m = sub.add_parser("compare", parents=[fmt], help="compare specs: parameters, MACs, activation memory, published accuracy")
+    m = sub.add_parser("compare", parents=[fmt],
+                       help="compare specs: parameters, MACs, activation memory, published accuracy")
     m.add_argument("specs", nargs="+")
     m.add_argument("--set", action="extend", nargs="+", default=[], metavar="K=V",
                    help="override parameters of every spec given (each must declare them)")
@@ -113,7 +115,8 @@ def _parser() -> argparse.ArgumentParser:
                                                   "area ~ parameters (.svg, .png, .pdf; needs matplotlib)")
     m.set_defaults(run=_compare)
 
-    e = sub.add_parser("export", parents=[lim], help="write the module as ONNX, a torch.export program or TorchScript, checked")
+    e = sub.add_parser("export", parents=[lim],
+                       help="write the module as ONNX, a torch.export program or TorchScript, checked")
     e.add_argument("spec")
     e.add_argument("--set", action="extend", nargs="+", default=[], metavar="K=V")
     e.add_argument("--format", required=True, choices=("onnx", "pt2", "torchscript"))

@@ -35,7 +35,7 @@ import os
 import secrets
 import stat
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from archc.errors import OutputError
 
@@ -84,7 +84,8 @@ def write_bytes(path: str | os.PathLike, data: bytes, *, protect: Iterable | Map
     _write(path, lambda fd, tmp: _write_all(fd, data, tmp), protect)
 
 
-def write_text(path: str | os.PathLike, text: str, *, protect: Iterable | Mapping = (), encoding: str = "utf-8") -> None:
+def write_text(path: str | os.PathLike, text: str, *, protect: Iterable | Mapping = (),
+               encoding: str = "utf-8") -> None:
     """Write `text` (utf-8) to `path`, as write_bytes."""
     write_bytes(path, text.encode(encoding), protect=protect)
 

@@ -10,5 +10,5 @@ from .fold import fold_bn, fold_weight
 from .graphs import CudaGraph
 from .activations import ACTIVATIONS, Activation
 
-__all__ = ["ACTIVATIONS", "Activation", "Bottleneck", "ConvBNAct", "CudaGraph", "backend_for", "bottleneck", "conv_bn_act", "fold_bn",
-           "fold_weight", "route"]
+__all__ = ["ACTIVATIONS", "Activation", "Bottleneck", "ConvBNAct", "CudaGraph", "backend_for", "bottleneck",
+           "conv_bn_act", "fold_bn", "fold_weight", "route"]

@@ -11,13 +11,14 @@ An entry says, for one activation, how each implementation computes it:
 - ``native``: the code of archc's native ``affine_act`` kernel (BN + activation in one pass), or None.
 
 On the compiler side, the ops a fused conv may absorb carry the FUSABLE category in the op table
-(archc/ir/ops.py); tests keep both sides equal and check every form against the op's own module (its lowering). Adding an activation with fusion: its op (with FUSABLE) and its
-lowering, an entry here, a branch in ``activate``, a sample row in tests/test_ops.py.
+(archc/ir/ops.py); tests keep both sides equal and check every form against the op's own module (its
+lowering). Adding an activation with fusion: its op (with FUSABLE) and its lowering, an entry here, a branch in
+``activate``, a sample row in tests/test_ops.py (docs/extending.md).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

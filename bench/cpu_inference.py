@@ -248,7 +248,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    extra = {"threads": args.threads, "load average at start": "%.1f %.1f %.1f" % os.getloadavg()}
+    extra = {"threads": args.threads, "load average at start": "{:.1f} {:.1f} {:.1f}".format(*os.getloadavg())}
     for mod in ("onnx", "onnxruntime"):
         try:
             extra[mod] = __import__(mod).__version__
@@ -272,7 +272,7 @@ def main() -> None:
             memory.append(memory_row(name, batch, fused, model, x))
             med = {k: spread(v)[0] for k, v in times.items()}
             print("  " + ", ".join(f"{k} {ms(v)} ms" for k, v in med.items()), flush=True)
-            env["load average at end"] = "%.1f %.1f %.1f" % os.getloadavg()
+            env["load average at end"] = "{:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
             write_atomic(out.with_suffix(".md"), report(rows, memory, env, args))
             write_atomic(out.with_suffix(".json"), json.dumps({"environment": env, "rows": rows,
                                                                "memory": memory}, indent=1))

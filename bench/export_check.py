@@ -1,6 +1,7 @@
 """Every spec through every export format, built and fused: `archc export`'s own check (onnx.checker, onnxruntime
 or the reloaded program against the module, at most 1e-4 relative) for each. The suite exports a spec that writes
-every op; this is the campaign over the zoo (archc/zoo/). Writes bench/results/export_check.md (rows kept after each spec).
+every op; this is the campaign over the zoo (archc/zoo/). Writes bench/results/export_check.md (rows kept after
+each spec).
 
 Usage: python bench/export_check.py [--specs resnet50 ...] [--formats onnx pt2 torchscript] [--append]
 """
@@ -49,7 +50,8 @@ def main() -> None:
                 rows.append([name, "fused" if fused else "built", fmt, result, f"{time.monotonic() - t:.1f}"])
                 print(" | ".join(map(str, rows[-1])), flush=True)
         done = len({row[0] for row in rows})
-        text = (f"# Export check: specs built and fused, every format\n\n{done} of the {len(SPECS)} specs in archc/zoo/ "
+        text = (f"# Export check: specs built and fused, every format\n\n{done} of the {len(SPECS)} specs in "
+                "archc/zoo/ "
                 f"done. `python bench/export_check.py`; last run "
                 f"{env['date']}, {env['machine']}, torch {env['torch']}, onnx {env['onnx']}, onnxruntime "
                 f"{env['onnxruntime']}; the export's own check against the module "

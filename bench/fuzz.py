@@ -351,8 +351,8 @@ def checkpoint(rng: random.Random, folder: Path) -> Path:
 
 
 # -- output targets --------------------------------------------------------------------------------------------
-OUT_SPEC = "archc: 1\nname: fuzz\ninput: [3, 8, 8]\nimport: [lib.yaml]\ngraph:\n  - c: {conv: {out: 2, k: 3}}\n  - u\n" \
-           "  - gap\n  - flatten\n"
+OUT_SPEC = "archc: 1\nname: fuzz\ninput: [3, 8, 8]\nimport: [lib.yaml]\ngraph:\n" \
+           "  - c: {conv: {out: 2, k: 3}}\n  - u\n  - gap\n  - flatten\n"
 OUT_LIB = "archc: 1\nlibrary: l\nblocks:\n  u: {seq: [relu]}\n"
 # command: (argv before the target, the suffix of its -o target, its default target in the current folder or None)
 OUT_COMMANDS = {"compile": (["compile", "spec.yaml", *SMALL, "-o"], ".pt", None),

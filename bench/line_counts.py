@@ -30,7 +30,8 @@ def python_lines(source: str) -> int:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
             first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+                    and isinstance(first.value.value, str):
                 docs |= set(range(first.lineno, first.end_lineno + 1))
     lines = set()
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
@@ -59,7 +60,8 @@ def spec_lines(*files: str) -> int:
     for f in files:
         f, _, blocks = f.partition(":")
         skipping = False
-        for line in _blocks((ROOT / "archc" / "zoo" / f).read_text().splitlines(), blocks.split(",") if blocks else None):
+        text_lines = (ROOT / "archc" / "zoo" / f).read_text().splitlines()
+        for line in _blocks(text_lines, blocks.split(",") if blocks else None):
             text = line.split(" #")[0].rstrip() if not line.lstrip().startswith("#") else ""
             if skipping and (line.startswith(" ") or not line.strip()):
                 continue

@@ -74,7 +74,7 @@ def main() -> None:
         "",
         ", ".join(f"{k} {v}" for k, v in env_info.items()),
         "",
-        f"`archc train archc/zoo/lenet5.yaml --data digits --epochs {args.epochs} --batch 32 --opt adamw --augment none "
+        f"`archc train lenet5 --data digits --epochs {args.epochs} --batch 32 --opt adamw --augment none "
         "--workers 1 --seed N`: the spec as written (60,000 parameters, 32x32 input: the 8x8 digits resized; "
         "the RBF outputs are distances, so the loss is the cross-entropy of their negatives, the paper's "
         "criterion), AdamW at 1e-3 with a cosine schedule, the 1,797 digits split 90/10 per class "

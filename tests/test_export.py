@@ -179,7 +179,8 @@ def test_export_command(tmp_path, capfd):
     weights = tmp_path / "trained.pt"
     torch.save(small().state_dict(), weights)
     out = tmp_path / "small.onnx"
-    assert cli.main(["export", str(spec), "--format", "onnx", "--fused", "--weights", str(weights), "-o", str(out)]) == 0
+    argv = ["export", str(spec), "--format", "onnx", "--fused", "--weights", str(weights), "-o", str(out)]
+    assert cli.main(argv) == 0
     captured = capfd.readouterr()  # at the file descriptors: the exporters' and onnxruntime's chatter stays out
     assert captured.out.splitlines()[-1].startswith(f"wrote {out} (ONNX opset {OPSET}; onnx.checker passed; "
                                                     "onnxruntime: max relative difference ")

@@ -234,7 +234,8 @@ def test_set_values_follow_the_same_policy(tmp_path, value, words):
 
 def test_set_values_of_another_kind_do_not_fit_the_parameter(tmp_path):
     f = write(tmp_path, HEAD + "params: {width: 8.0, sizes: [1, 2]}\ngraph:\n  - {conv: {out: 4, k: 3}}\n")
-    refused("compile", f, "--set", "width=[1, 2]", where=f"{f}:4:17", words="parameter 'width' is 8.0; [1, 2] does not fit")
+    refused("compile", f, "--set", "width=[1, 2]", where=f"{f}:4:17",
+            words="parameter 'width' is 8.0; [1, 2] does not fit")
     refused("compile", f, "--set", "sizes=[1, 1.0e+400]", words="out of range")
 
 

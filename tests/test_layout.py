@@ -86,7 +86,7 @@ def test_module_names_torch_refuses_are_known_without_torch():
 
     from archc.backends.torch.names import ARCHC_ATTRIBUTES, MODULE_ATTRIBUTES
 
-    assert MODULE_ATTRIBUTES == set(dir(nn.Module()))
+    assert set(dir(nn.Module())) == MODULE_ATTRIBUTES
     module = archc.build("lenet5")
     own = set(dir(module)) - set(dir(nn.Module())) - set(module._modules)
-    assert ARCHC_ATTRIBUTES == own
+    assert own == ARCHC_ATTRIBUTES

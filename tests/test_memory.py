@@ -14,7 +14,8 @@ from conftest import ROOT, SPECS, spec_id
 
 def inference_graph(spec):
     """The fused graph archc.fuse makes, from a path or a spec's text (pure: no torch)."""
-    a = archc.analyze(archc.load(spec) if not isinstance(spec, str) or "\n" not in spec else archc.loads(spec, "t.yaml"))
+    text = isinstance(spec, str) and "\n" in spec
+    a = archc.analyze(archc.loads(spec, "t.yaml") if text else archc.load(spec))
     g = a.graph.copy()
     g.outputs = [o for o in g.outputs if not o.aux]
     for n in reversed(g.order()):
@@ -45,7 +46,6 @@ def test_every_spec_plans_without_conflicts(path):
             assert conflicts(g, p) == []
             assert set(p.slots) == set(p.order)
             assert p.arena_bytes <= p.sum_bytes
-            per_value = batch * 4
             # storage is never larger than what it holds, and no arena byte is counted twice at one step
             live_arena = [sum(p.nbytes[s] for s in p.offsets if p.storage_life[s][0] <= t <= p.storage_life[s][1])
                           for t in range(len(p.order))]

@@ -3,7 +3,6 @@ CIFAR ResNet with option A shortcuts (stride-2 subsampling and zero channels, no
 GoogLeNet as in BVLC's Caffe model (no BatchNorm, LRN, 5x5 branches, biases, ceil-mode pooling, auxiliary heads).
 Each reference has the spec's state_dict keys, so it loads strictly; both must compute the same function."""
 
-import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn

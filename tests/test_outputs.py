@@ -293,7 +293,8 @@ if Path("/proc/self/status").exists():
 
 
 @pytest.mark.parametrize("argv,suffix", [
-    (["compile", "tiny.yaml", "-o"], ".pt"), (["dot", "tiny.yaml", "-o"], ".dot"), (["view", "tiny.yaml", "-o"], ".html"),
+    (["compile", "tiny.yaml", "-o"], ".pt"), (["dot", "tiny.yaml", "-o"], ".dot"),
+    (["view", "tiny.yaml", "-o"], ".html"),
     (["view", "tiny.yaml", "-o"], ".png"), (["compare", "tiny.yaml", "--plot"], ".svg"),
     *[(["export", "tiny.yaml", "--format", fmt, "-o"], ext) for fmt, ext in EXPORTS.items()],
 ])

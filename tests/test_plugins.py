@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import tomllib
-from pathlib import Path
 
 import pytest
 import torch
@@ -52,7 +51,8 @@ schema = json.dumps(generate(spec_ops()))
 m = archc.build(a).eval()
 x = torch.randn(2, 3, 32, 32)
 y = m(x)
-ref = m.head(torch.nn.functional.pixel_shuffle(torch.nn.functional.mish(m.conv2(torch.nn.functional.mish(m.conv1(x)))), 2))
+mish = torch.nn.functional.mish
+ref = m.head(torch.nn.functional.pixel_shuffle(mish(m.conv2(mish(m.conv1(x)))), 2))
 from archc import cli
 rc = cli.main(["validate", {str(SPEC)!r}])                # what a user runs
 print(json.dumps({{"schema": '"pixel_shuffle"' in schema and '"mish"' in schema, "shape": list(y.shape),
@@ -103,7 +103,8 @@ def clean_plugins(monkeypatch):
 
 def test_register_op(clean_plugins):
     archc.register_op(Op("swish2", "x * sigmoid(2x).", lambda a, i: i[0], categories=frozenset({ACTIVATION})),
-                      lambda a, i: type("Swish2", (nn.Module,), {"forward": lambda self, x: x * torch.sigmoid(2 * x)})())
+                      lambda a, i: type("Swish2", (nn.Module,),
+                                        {"forward": lambda self, x: x * torch.sigmoid(2 * x)})())
     text = "archc: 1\nname: t\ninput: [2, 4, 4]\ngraph:\n  - s: swish2\n"
     m = archc.build(archc.loads(text, "t.yaml"))
     x = torch.randn(1, 2, 4, 4)

@@ -25,7 +25,7 @@ def variants(path) -> list:
 VARIANTS = [(path, v) for path in SPECS for v in variants(path)]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def loaded(path):
     return archc.load(path)
 
@@ -79,7 +79,8 @@ def test_variant_figures_and_torchvision_manifest(path, variant):
     assert [n.attrs["p"] for n in nodes if n.op == "dropout"] == tv["dropout"]
     for mode, ps in tv["stochastic_depth"].items():  # torchvision has one per block; archc where a branch is added
         ours = iter(ps)
-        assert all(any(n.attrs["p"] == p for p in ours) for n in nodes if n.op == "drop_path" and n.attrs["mode"] == mode)
+        assert all(any(n.attrs["p"] == p for p in ours)
+                   for n in nodes if n.op == "drop_path" and n.attrs["mode"] == mode)
     assert not any(n.op == "drop_path" and n.attrs["mode"] not in tv["stochastic_depth"] for n in nodes)
 
 

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import train_data  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+ZOO = ROOT / "archc" / "zoo"
 TINY = """archc: 1
 name: tiny
 input: [1, 8, 8]
@@ -502,14 +503,14 @@ def test_errors_about_the_command(specs, digits, tmp_path, cli):
     assert line == "the training split has 540 images, fewer than one batch of 1000: lower --batch"
     line = fails(cli, spec, "--data", "cifar10", "--data-root", tmp_path / "cache", cwd=work)
     assert line.startswith(f"{spec}:3:8: input:") and "cifar10's images are colour" in line
-    line = fails(cli, ROOT / "archc" / "zoo" / "nin_cifar10.yaml", "--data", "cifar10", "--data-root", tmp_path / "cache",
+    line = fails(cli, ZOO / "nin_cifar10.yaml", "--data", "cifar10", "--data-root", tmp_path / "cache",
                   "--no-download", cwd=work)
     assert line.startswith("data cifar10: torchvision's CIFAR10 train split could not be opened")
     assert not (tmp_path / "cache").exists()
 
 
 def test_an_offline_download_is_one_line(tmp_path, cli):
-    line = fails(cli, ROOT / "archc" / "zoo" / "nin_cifar10.yaml", "--data", "cifar10", "--data-root", tmp_path / "cache",
+    line = fails(cli, ZOO / "nin_cifar10.yaml", "--data", "cifar10", "--data-root", tmp_path / "cache",
                   cwd=tmp_path)
     assert line.startswith("data cifar10: torchvision's CIFAR10 train split could not be opened: downloading it")
     assert not (tmp_path / "cache").exists()  # what the failed download made is gone

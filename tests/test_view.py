@@ -12,8 +12,10 @@ import sys
 import pytest
 
 import archc
-from archc.view import args_text, data, headless, page
+from archc.view import args_text, headless, page
 from conftest import SPECS, spec_id
+
+CLICK = "document.querySelector('[data-toggle=\"%s\"]').dispatchEvent(new MouseEvent('click', {bubbles: true}))"
 
 CHROMIUM = headless.find_chromium()
 needs_browser = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (apt-get install chromium)")
@@ -136,13 +138,13 @@ def test_groups_collapse_and_open(open_page):
     first = int(p.evaluate("document.body.dataset.boxes"))
     assert 20 < first <= 80  # a ResNet-152 starts readable: its stages open, its blocks closed
     assert p.evaluate("!!document.querySelector('[data-group=\"layer3.17\"]')")
-    p.evaluate("document.querySelector('[data-toggle=\"layer3\"]').dispatchEvent(new MouseEvent('click', {bubbles: true}))")
+    p.evaluate(CLICK % "layer3")
     closed = int(p.evaluate("document.body.dataset.boxes"))
     assert closed == first - 35  # layer3's 36 blocks became one box
     assert p.evaluate("!!document.querySelector('[data-group=\"layer3\"]')")
     assert not p.evaluate("!!document.querySelector('[data-group=\"layer3.17\"]')")
-    p.evaluate("document.querySelector('[data-toggle=\"layer3\"]').dispatchEvent(new MouseEvent('click', {bubbles: true}))")
-    p.evaluate("document.querySelector('[data-toggle=\"layer1.0\"]').dispatchEvent(new MouseEvent('click', {bubbles: true}))")
+    p.evaluate(CLICK % "layer3")
+    p.evaluate(CLICK % "layer1.0")
     assert int(p.evaluate("document.body.dataset.boxes")) == first + 11 - 1  # 10 ops and the downsample group
     assert p.evaluate("!!document.querySelector('[data-group=\"layer1.0.downsample\"]')")
     p.evaluate("document.querySelector('[data-group=\"layer1.0.downsample\"]')"

@@ -92,7 +92,8 @@ VARIANTS = ("params: {variant: small, classes: 10}\n"
 
 def test_variants_select_a_row_of_parameters_and_its_figures():
     spec = archc.loads(HEAD + VARIANTS, "t.yaml")
-    assert (spec.variant, spec.params["width"], spec.params["classes"], spec.torchvision) == ("small", 4, 10, "small_net")
+    assert (spec.variant, spec.params["width"], spec.params["classes"], spec.torchvision) == \
+        ("small", 4, 10, "small_net")
     big = archc.loads(HEAD + VARIANTS, "t.yaml", variant="big")
     assert (big.params["width"], big.params["classes"], big.torchvision) == (8, 5, None)
     assert archc.analyze(big).params == 40  # its own expect holds
@@ -217,7 +218,8 @@ def test_outputs_name_internal_nodes_and_forward_returns_a_dict(outputs, keys):
     m = archc.build(a)
     x = torch.randn(2, 4, 16, 16)
     out = m.eval()(x)
-    assert list(out) == keys and [tuple(v.shape[1:]) for v in out.values()] == [tuple(o["shape"]) for o in a.outputs[:-1]]
+    assert list(out) == keys
+    assert [tuple(v.shape[1:]) for v in out.values()] == [tuple(o["shape"]) for o in a.outputs[:-1]]
     assert list(m.train()(x)) == keys + ["head"], "auxiliary outputs come last, in train mode"
     assert a.macs == sum(n.meta["macs"] for n in a.nodes() if not n.meta["aux"])
     from archc import report
@@ -303,7 +305,8 @@ def test_receptive_field_through_up_convolutions_and_crops_holds_every_output():
 
 
 def test_squeeze_excitation_field_is_the_whole_map():
-    a = analyze("blocks:\n  se:\n    seq: [p: gap, f: {conv: {out: 4, k: 1}}, s: sigmoid, {mul: null, from: [s, input]}]\n"
+    a = analyze("blocks:\n  se:\n"
+                "    seq: [p: gap, f: {conv: {out: 4, k: 1}}, s: sigmoid, {mul: null, from: [s, input]}]\n"
                 "graph:\n  - c: {conv: {out: 4, k: 3, pad: 1}}\n  - se: se\n  - d: {conv: {out: 4, k: 3, pad: 1}}\n")
     assert a.graph["c"].meta["rf"].jump == (1, 1)
     assert a.graph["se.3"].meta["rf"].jump == (1, 1), "the product stays on the map's grid"
@@ -315,7 +318,8 @@ def test_a_block_takes_several_inputs():
     a = analyze("blocks:\n  up:\n    seq:\n      - u: {upsample: {scale: 2}}\n"
                 "      - cc: {crop: null, from: [input1, u]}\n      - {concat: null, from: [u, cc]}\n"
                 "graph:\n  - big: {conv: {out: 2, k: 3}}\n  - small: {maxpool: {k: 2}}\n"
-                "  - s: {conv: {out: 3, k: 3}}\n  - dec: {block: up, from: [s, big]}\n", head="archc: 1\nname: t\ninput: [1, 18, 18]\n")
+                "  - s: {conv: {out: 3, k: 3}}\n  - dec: {block: up, from: [s, big]}\n",
+                head="archc: 1\nname: t\ninput: [1, 18, 18]\n")
     g = a.graph
     assert g.inputs("dec.cc") == ["big", "dec.u"] and g["dec.2"].shape == (5, 12, 12)
     with pytest.raises(archc.SpecError, match="no earlier item named 'input2'"):

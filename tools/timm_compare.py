@@ -42,7 +42,8 @@ def compare(spec: str, variant: str | None, model: str, seed: int = 0) -> dict:
 
     import archc
 
-    mine = archc.build(os.path.join(REPO_ROOT, "archc", "zoo", f"{spec}.yaml"), **({"variant": variant} if variant else {}))
+    path = os.path.join(REPO_ROOT, "archc", "zoo", f"{spec}.yaml")
+    mine = archc.build(path, **({"variant": variant} if variant else {}))
     torch.manual_seed(seed)
     ref = timm.create_model(model, pretrained=False)
     randomise(ref)

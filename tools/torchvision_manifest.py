@@ -359,19 +359,17 @@ def randomise(model):
 
     with torch.no_grad():
         for mod in model.modules():
-            if isinstance(mod, nn.modules.batchnorm._BatchNorm):
-                if mod.track_running_stats:
-                    mod.running_mean.normal_(0.0, 0.1)
-                    mod.running_var.uniform_(0.5, 1.5)
+            if isinstance(mod, nn.modules.batchnorm._BatchNorm) and mod.track_running_stats:
+                mod.running_mean.normal_(0.0, 0.1)
+                mod.running_var.uniform_(0.5, 1.5)
             if isinstance(mod, (nn.modules.batchnorm._BatchNorm,
                                 nn.LayerNorm, nn.GroupNorm)):
                 if mod.weight is not None:
                     mod.weight.uniform_(0.5, 1.5)
                 if mod.bias is not None:
                     mod.bias.normal_(0.0, 0.1)
-            elif isinstance(mod, (nn.Conv2d, nn.Linear)):
-                if mod.bias is not None and not mod.bias.any():
-                    mod.bias.normal_(0.0, 0.1)
+            elif isinstance(mod, (nn.Conv2d, nn.Linear)) and mod.bias is not None and not mod.bias.any():
+                mod.bias.normal_(0.0, 0.1)
             layer_scale = getattr(mod, "layer_scale", None)
             if isinstance(layer_scale, nn.Parameter):
                 layer_scale.uniform_(0.5, 1.5)

@@ -86,7 +86,7 @@ class Frame:
     them (a block's body sees only its inputs). Each name: (its latest value, its module path or None)."""
 
     names: dict
-    parent: "Frame | None" = None
+    parent: Frame | None = None
 
     def find(self, name: str):
         frame = self

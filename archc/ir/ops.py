@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Callable, NamedTuple
+from typing import NamedTuple
+from collections.abc import Callable
 
 from archc.errors import ShapeError
 from archc.spec.kinds import REQUIRED, Arg, Bool, Choice, Float, Int, List, Pair, Str
@@ -33,7 +34,7 @@ VIEW = "view"  # in inference its output aliases its input: no memory of its own
 EVAL_IDENTITY = "eval_identity"  # returns its input in eval mode
 STATEFUL = "stateful"  # holds parameters or buffers: its name must be unique in its scope
 PARAMETER = "parameter"  # its one parameter is keyed by the op's own path (ConvNeXt's `layer_scale`), not path.weight
-DISTANCE = "distance"  # its outputs are distances, the smallest the best class: a classifier's logits are their negatives
+DISTANCE = "distance"  # outputs are distances, the smallest the best class: a classifier's logits are their negatives
 INPUT = "input"  # the network's input
 INTERNAL = "internal"  # made by archc itself (the input, fused ops), never written in specs
 

@@ -80,8 +80,8 @@ class Modules:
 
     def claim(self, path: str, op: str, attrs: dict, stateful: bool, loc: Loc | None, calls: tuple = ()) -> str:
         """The node name for one more use of `path`. `calls`: where the block calls that expanded this op were
-        written (tree.Where), outermost first; a clash is reported where the two uses part (two calls of one block in one scope:
-        at the second call, naming the first), not inside the block both expand."""
+        written (tree.Where), outermost first; a clash is reported where the two uses part (two calls of one block
+        in one scope: at the second call, naming the first), not inside the block both expand."""
         if path not in self._first:
             self._first[path], self._uses[path] = (op, attrs, stateful, loc, calls), 1
             return path
@@ -97,7 +97,7 @@ class Modules:
                                 f"and so did the call at {first.line}:{first.col} (name the calls to give each its own "
                                 "scope)", at, path)
             where = f" (first at {first.line}:{first.col})" if first else ""
-            raise SpecError(f"name {leaf!r} is already used in this scope{where}; only identical ops without parameters "
-                            "may share a name", at, path)
+            raise SpecError(f"name {leaf!r} is already used in this scope{where}; only identical ops without "
+                            "parameters may share a name", at, path)
         self._uses[path] += 1
         return f"{path}#{self._uses[path]}"

@@ -6,7 +6,7 @@ and must leave it valid: with `VERIFY_BETWEEN` (the tests set it) `verify` runs 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from archc.errors import SpecError
 from archc.ir.graph import Graph

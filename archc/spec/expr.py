@@ -22,7 +22,7 @@ import ast
 import math
 import operator
 from fractions import Fraction
-from typing import Mapping
+from collections.abc import Mapping
 
 from archc.errors import ExprError
 

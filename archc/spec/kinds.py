@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 from archc.errors import SpecError
 
@@ -404,7 +404,7 @@ class ParamValue:
     what = "a number, true/false, a name, a list of them, or a table {columns: [...], rows: [[...], ...]}"
 
     def matches(self, v) -> bool:
-        return _datum(v) or isinstance(v, list) or isinstance(v, dict)
+        return _datum(v) or isinstance(v, (list, dict))
 
     def schema(self) -> dict:
         datum = {"anyOf": [{"type": ["number", "boolean"]}, {"type": "string", "pattern": MODULE_NAME}]}

@@ -52,7 +52,7 @@ class Spec:
     params: dict = field(default_factory=dict)
     overrides: dict = field(default_factory=dict)
     text: str = field(default="", repr=False)
-    imports: list["Spec"] = field(default_factory=list, repr=False)
+    imports: list[Spec] = field(default_factory=list, repr=False)
     document: Document | None = field(default=None, repr=False)  # set once read against the grammar
     folder: Path | None = field(default=None, repr=False)
     limits: Limits = field(default_factory=Limits, repr=False)
@@ -69,7 +69,7 @@ class Spec:
         return self.about.name
 
     @cached_property
-    def blocks(self) -> dict[str, tuple[dict, "Spec"]]:
+    def blocks(self) -> dict[str, tuple[dict, Spec]]:
         """Every block this spec can call: its own and its imports', each with the spec that defines it. A library
         imported twice, or through two others, is one library: its blocks are not defined twice."""
         blocks = {}
@@ -87,7 +87,7 @@ class Spec:
             blocks[name] = (bdef, self)
         return blocks
 
-    def documents(self) -> list["Spec"]:
+    def documents(self) -> list[Spec]:
         """The spec and every library it imports, each once, importers first."""
         order, seen, todo = [], set(), [self]
         while todo:
@@ -150,7 +150,7 @@ class Spec:
         """The input pipeline the network's weights expect, if the spec states one."""
         return self.about.preprocessing
 
-    def with_params(self, overrides: dict) -> "Spec":
+    def with_params(self, overrides: dict) -> Spec:
         """A copy with spec parameters overridden (as `--set k=v` does): `variant` selects a variant's row,
         then the other overrides apply. Unknown names, values of another kind and numbers outside
         the numeric policy are errors."""
@@ -178,7 +178,7 @@ class Spec:
         params = {k: to_value(v) for k, v in values.items()}
         return dataclasses.replace(self, params=params, overrides=overrides)
 
-    def with_limits(self, limits: Limits | dict | None) -> "Spec":
+    def with_limits(self, limits: Limits | dict | None) -> Spec:
         return self if limits is None else dataclasses.replace(self, limits=Limits.of(limits))
 
     def loc(self, ypath: YPath, key: bool = False) -> Loc:

@@ -112,8 +112,8 @@ class _Reader:
         if k in self.block_defs:
             self.error(f"{k!r} is a block: call it as `- {k}` or `{{block: {k}, with: {{...}}}}`", at, key=key)
             return
-        self.error(f"unknown {what} {k!r}{self.plugin_hint(k) or _hint(k, [*self.ops, *g.CONSTRUCTS, *self.block_defs], self.ops)}",
-                   at, key=key, cls=UnknownNameError)
+        hint = self.plugin_hint(k) or _hint(k, [*self.ops, *g.CONSTRUCTS, *self.block_defs], self.ops)
+        self.error(f"unknown {what} {k!r}{hint}", at, key=key, cls=UnknownNameError)
 
     def plugin_hint(self, k: str) -> str:
         """Which package provides a missing op, when that is known (archc's registry of plugins, or the spec's

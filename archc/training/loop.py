@@ -98,7 +98,7 @@ class Distributed:
     owns_group: bool = False
 
     @classmethod
-    def start(cls, device: str) -> "Distributed":
+    def start(cls, device: str) -> Distributed:
         world = int(os.environ.get("WORLD_SIZE", "1"))
         rank = int(os.environ.get("RANK", "0"))
         local = int(os.environ.get("LOCAL_RANK", str(rank)))
@@ -432,7 +432,7 @@ class Trainer:
             row = self._epoch()
             self.rows.append(row)
             if self.cfg.save:
-                self.dist.on_rank0(lambda: self._save(row))
+                self.dist.on_rank0(lambda row=row: self._save(row))
             self.log(_summary(row, cfg.epochs))
         final = self.ema.module if self.ema is not None else self.module
         final.eval()

@@ -3,7 +3,7 @@ attributes and its input shapes. Every op but the input has one (a test checks).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 from archc.ir.graph import Graph, Node
 from archc.ir.ops import CONCAT, INPUT, OPS, VIEW
